@@ -1,0 +1,224 @@
+"""Rigorous bounds for issue-2's stages: operator norms, LayerNorm, softmax, heads, layers.
+
+These are the simplest *valid* forms of DESIGN §6 (Frobenius/Schur candidates, an exact
+enclosure of the attention probabilities, the ½ softmax bound, the simple pattern-term form).
+Every ``*_ub`` is ≥ and every ``*_lb`` ≤ the exact-real quantity it names, rounding included
+(see :mod:`nfp_steps.rigor`). Heuristic values are named ``*_est`` and never called bounds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nfp_steps import rigor as R
+
+# |fl(exp(x)) − exp(x)| ≤ EXP_REL_ERR·exp(x) for numpy's float64 exp (checked against mpmath
+# at 200 bits in tests/test_rigor.py). glibc/numpy document < 1 ulp; we allow 4 u.
+EXP_REL_ERR = 4 * R.U
+
+# sup_x |GELU'(x)| ≤ GELU_DERIV_SUP for both GELU kinds (true values ≈ 1.12899); certified in
+# tests/test_rigor.py by a grid check at 200-bit precision plus a Lipschitz bound between points.
+GELU_DERIV_SUP = 1.13
+
+
+# ---- operator norms -------------------------------------------------------------------------
+def opnorm_candidates(m: np.ndarray, radius: np.ndarray | None = None) -> dict[str, float]:
+    """Valid upper bounds on ‖M‖₂ for M exact (or ``m`` ± ``radius``), and the one used."""
+    frob = R.frobenius_ub(m, radius)
+    schur = float(R.sqrt_up(R.mul_up(R.one_norm_ub(m, radius), R.inf_norm_ub(m, radius))))
+    return {"frob": frob, "schur": schur, "used": min(frob, schur)}
+
+
+def opnorm_ub(m: np.ndarray, radius: np.ndarray | None = None) -> float:
+    return opnorm_candidates(m, radius)["used"]
+
+
+def product_opnorm_candidates(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Upper bounds on ‖a @ b‖₂ (e.g. W_Q W_Kᵀ, W_V W_O): factor and dense-product forms."""
+    factor = float(R.mul_up(opnorm_ub(a), opnorm_ub(b)))
+    c, rad = R.matmul_radius(a, b)
+    dense = opnorm_candidates(c, rad)
+    out = {"factor": factor, "dense_frob": dense["frob"], "dense_schur": dense["schur"]}
+    out["used"] = min(out.values())
+    return out
+
+
+def chain_norm_lb(mats: list[tuple[np.ndarray, np.ndarray | None]], x: np.ndarray) -> float:
+    """Rigorous lower bound on ‖M₁⋯M_k x‖₂ / ‖x‖₂ ≤ ‖M₁⋯M_k‖₂ (a Rayleigh-type quotient).
+
+    Each factor is ``(m, radius)``: the exact factor lies within ``m`` ± ``radius`` (radius
+    None: exact). The vector is propagated right to left with an error radius.
+    """
+    y = np.asarray(x, dtype=np.float64)
+    r = np.zeros_like(y)
+    for m, rad in reversed(mats):
+        ynew, rr = R.matmul_radius(m, y)
+        # exact = m*(y*) with |m* − m| ≤ rad, |y* − y| ≤ r
+        acc = rr + np.abs(m) @ r
+        if rad is not None:
+            acc = acc + rad @ (np.abs(y) + r)
+        k = m.shape[-1]
+        r = R.clean_ub(R.up(acc * (1.0 + 4.0 * R.gamma(k + 2))))
+        y = ynew
+    num = R.vec_norm_lb(y, r)
+    den = R.vec_norm_ub(np.asarray(x, dtype=np.float64))
+    return float(R.div_down(num, den)) if den > 0 else 0.0
+
+
+def top_right_singular_vector(m: np.ndarray) -> np.ndarray:
+    """A (heuristic) top right singular vector; only ever fed to :func:`chain_norm_lb`."""
+    if m.size == 0:
+        return np.ones(m.shape[-1])
+    _, _, vt = np.linalg.svd(m, full_matrices=False)
+    return vt[0]
+
+
+def lowrank_top_vector(a: np.ndarray, bt: np.ndarray) -> np.ndarray:
+    """Top right singular vector of a @ bt via the small core (a: p×r, bt: r×q)."""
+    qa, ra = np.linalg.qr(a)
+    qb, rb = np.linalg.qr(bt.T)
+    _, _, vt = np.linalg.svd(ra @ rb.T)
+    return qb @ vt[0]
+
+
+# ---- LayerNorm ------------------------------------------------------------------------------
+def variance_lb(x: np.ndarray) -> np.ndarray:
+    """Per-row rigorous lower bound on the biased variance (error-bounded two-pass)."""
+    d = x.shape[-1]
+    mu = x.mean(axis=-1, keepdims=True)
+    # |μ̂ − μ| ≤ γ_d Σ|x|/d + 2u|μ̂| (sum, then division)
+    err_mu = R.up(R.sum_nonneg_ub(np.abs(x), axis=-1)[..., None] * R.gamma(d + 2) / d)
+    err_mu = R.up(err_mu + 2 * R.U * np.abs(mu))
+    diff = x - mu  # fl(x − μ̂) = (x − μ̂)(1+δ)
+    s_lb = R.sumsq_lb(diff / (1.0 + R.U) ** 2 * (1 - 2 * R.U), axis=-1)  # (x−μ̂)² ≥ fl²/(1+u)²
+    # (1/d)Σ(x − μ̂)² = var + (μ − μ̂)²  ⇒  var ≥ S/d − err_mu²
+    v = R.down(R.down(s_lb / d) - R.up(err_mu[..., 0] ** 2 * (1 + 4 * R.U)))
+    return np.maximum(v, 0.0)
+
+
+def layernorm_row_ub(x: np.ndarray, gamma: np.ndarray, eps: float) -> np.ndarray:
+    """Per row: ub on ‖J_LN(x_row)‖₂ = max|γ|/√(var+eps) (DESIGN §6)."""
+    gmax = float(np.max(np.abs(gamma)))
+    den = R.sqrt_down(R.down(variance_lb(x) + eps))
+    return R.div_up(gmax, den)
+
+
+def layernorm_global_ub(gamma: np.ndarray, eps: float) -> float:
+    """Input-free ub max|γ|/√eps, valid for every input row."""
+    return float(R.div_up(float(np.max(np.abs(gamma))), R.sqrt_down(eps)))
+
+
+# ---- attention ------------------------------------------------------------------------------
+def affine_radius(z: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``fl(z @ w + b)`` and its error radius."""
+    c, r = R.matmul_radius(z, w)
+    y = c + b
+    return y, R.clean_ub(R.up((r + 2 * R.U * np.abs(y)) * (1 + 4 * R.U)))
+
+
+def attention_enclosure(
+    z: np.ndarray, wq: np.ndarray, bq: np.ndarray, wk: np.ndarray, bk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A, A_lo, A_hi): the float attention pattern and bounds on the exact softmax.
+
+    The exact pattern is softmax over k ≤ q of (Z W_Q + b_Q)(Z W_K + b_K)ᵀ/√dh at the stored Z.
+    Logit errors T_q per row give exp(±2T_q) factors; exp, sum and division add a relative c.
+    """
+    n, dh = z.shape[0], wq.shape[1]
+    q, rq = affine_radius(z, wq, bq)
+    k, rk = affine_radius(z, wk, bk)
+    s_raw, rs = R.matmul_radius(q, k.T)
+    prop = np.abs(q) @ rk.T + rq @ np.abs(k).T + rq @ rk.T
+    sq = math.sqrt(dh)
+    s = s_raw / sq
+    err = R.up((rs + prop) * (1 + 4 * R.gamma(dh + 2)) / R.down(sq)) + 4 * R.U * np.abs(s)
+    mask = np.triu(np.ones((n, n), dtype=bool), 1)
+    s_m = np.where(mask, -np.inf, s)
+    m = s_m.max(axis=-1, keepdims=True)
+    shifted = s_m - m
+    e = np.exp(shifted)
+    a = e / e.sum(axis=-1, keepdims=True)
+    t = np.where(mask, 0.0, err + R.U * np.abs(np.where(mask, 0.0, shifted)))
+    t_row = R.up(t.max(axis=-1, keepdims=True) * (1 + 1e-10))
+    c = 4 * EXP_REL_ERR + 3 * R.gamma(n + 2)
+    ok = t_row <= 0.5
+    hi = np.where(ok, R.up(a * (1 + 4 * t_row) * (1 + c)) + 1e-300, 1.0)
+    lo = np.where(ok, R.down(a * (1 - 2 * t_row) * (1 - c)), 0.0)
+    hi = np.where(mask, 0.0, np.minimum(R.clean_ub(hi), 1.0))
+    lo = np.where(mask, 0.0, R.clean_lb(lo))
+    return a, lo, hi
+
+
+def attention_opnorm(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
+    """(lb, ub) on ‖A*‖₂ for the exact row-stochastic A* in [lo, hi]."""
+    one = float(np.max(R.sum_nonneg_ub(hi, axis=0)))  # max column sum
+    ub = min(float(R.sqrt_up(one)), R.frobenius_ub(hi))  # ‖A*‖_∞ = 1 exactly
+    rad = np.maximum(hi - a, a - lo)
+    lb = chain_norm_lb([(a, rad)], top_right_singular_vector(a))
+    return lb, ub
+
+
+def head_bounds(
+    z: np.ndarray,
+    wq: np.ndarray,
+    bq: np.ndarray,
+    wk: np.ndarray,
+    bk: np.ndarray,
+    wv: np.ndarray,
+    wo: np.ndarray,
+    softmax_ub: float = 0.5,
+) -> dict[str, float]:
+    """Bounds on one head's Jacobian at its input Z (DESIGN §6, "Head (l,h)").
+
+    value term δZ ↦ A δZ W_VO has norm ‖A‖₂‖W_VO‖₂ exactly; pattern term ub is the simple valid
+    form (s/√dh)(2‖Z‖₂‖W_QK‖₂ + √n‖W_K b_Qᵀ‖₂)‖Z‖₂‖W_VO‖₂ (b_K, b_V drop out: J(p)1 = 0).
+    """
+    n, dh = z.shape[0], wq.shape[1]
+    a, lo, hi = attention_enclosure(z, wq, bq, wk, bk)
+    a_lb, a_ub = attention_opnorm(a, lo, hi)
+    qk = product_opnorm_candidates(wq, wk.T)
+    vo = product_opnorm_candidates(wv, wo)
+    vo_lb = chain_norm_lb([(wv, None), (wo, None)], lowrank_top_vector(wv, wo))
+    qk_lb = chain_norm_lb([(wq, None), (wk.T, None)], lowrank_top_vector(wq, wk.T))
+    z_norm = opnorm_candidates(z)
+    bq_vec, bq_rad = R.matmul_radius(wk, bq)
+    bq_ub = R.vec_norm_ub(bq_vec, bq_rad)
+    inner = R.add_up(R.mul_up(2.0, R.mul_up(z_norm["used"], qk["used"])),
+                     R.mul_up(R.sqrt_up(float(n)), bq_ub))
+    pattern_ub = R.mul_up(R.div_up(softmax_ub, R.sqrt_down(float(dh))),
+                          R.mul_up(inner, R.mul_up(z_norm["used"], vo["used"])))
+    value_ub = float(R.mul_up(a_ub, vo["used"]))
+    value_lb = float(R.mul_down(a_lb, vo_lb))
+    eps_ub = float(R.div_up(pattern_ub, value_lb)) if value_lb > 0 else R.INF
+    return {
+        "attn_norm_lb": a_lb,
+        "attn_norm_ub": a_ub,
+        "qk_ub_factor": qk["factor"],
+        "qk_ub_dense_frob": qk["dense_frob"],
+        "qk_ub_dense_schur": qk["dense_schur"],
+        "qk_ub": qk["used"],
+        "qk_lb": qk_lb,
+        "vo_ub_factor": vo["factor"],
+        "vo_ub_dense_frob": vo["dense_frob"],
+        "vo_ub_dense_schur": vo["dense_schur"],
+        "vo_ub": vo["used"],
+        "vo_lb": vo_lb,
+        "z_norm_ub": z_norm["used"],
+        "softmax_ub": softmax_ub,
+        "value_ub": value_ub,
+        "value_lb": value_lb,
+        "pattern_ub": float(pattern_ub),
+        "eps_ub": eps_ub,
+    }
+
+
+def pair_error_ub(eps1: float, eps2: float) -> float:
+    """(1+ε₁)(1+ε₂) − 1, rounded up."""
+    return float(R.add_up(R.add_up(eps1, eps2), R.mul_up(eps1, eps2)))
+
+
+def layer_constant(a: float, m: float) -> float:
+    """C = a + m + a·m bounds ‖J_l − I‖₂ when ‖attn part‖ ≤ a and ‖MLP part‖ ≤ m."""
+    return pair_error_ub(a, m)

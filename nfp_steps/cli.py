@@ -1,0 +1,56 @@
+"""``nfp`` command line: thin argparse front end over the stage functions.
+
+Each command lives in ``nfp_steps/commands/<name>.py`` with ``register(subparsers)`` that adds its
+parser and sets ``func`` (``args -> exit code``). Errors reach the user as one line on stderr and a
+non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nfp_steps import __version__
+from nfp_steps.model import ModelError
+
+COMMANDS = ("induction", "export", "train_toy")
+
+
+class UsageError(ValueError):
+    """Bad flags or flag values (exit code 1, as in the original)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nfp",
+        description=(
+            "NFP: find induction-head circuits in GPT-2-style transformers and report rigorous "
+            "Jacobian bounds next to heuristic scores."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"nfp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"nfp_steps.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except (ModelError, UsageError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""Fast, correctly rounded parsing of whitespace-separated decimal numbers (numpy only).
+
+Why: an ``.nfpt`` text file of GPT-2 small holds ~124M decimals (~1.3 GB); Python's ``float()``
+per token runs at ~30 MB/s here. This module parses whole byte ranges with vectorised SWAR
+(SIMD-within-a-register) arithmetic on ``uint64`` words:
+
+* token boundaries come from one comparison pass (bytes <= 0x20 separate tokens);
+* each token's first 16 bytes are loaded as two little-endian words; digit / dot / exponent
+  masks, the grammar check ``[+-]?(d+[.d*]|.d+)([eE][+-]?d+)?`` and the digit values are computed
+  for all tokens at once;
+* a token with at most 15 mantissa digits (leading zeros included, 16 bytes at most without its
+  sign) and a decimal exponent k with |k| <= 22 is converted as ``M * 10**k`` or ``M / 10**-k``
+  with M < 2**53 and 10**|k| exact doubles: one IEEE operation on exact operands, hence
+  correctly rounded (Clinger's fast path). Every other token ("slow" token: long digit strings,
+  huge exponents, words, ``nan``) is left to the caller, which parses it with Python's correctly
+  rounded ``float()`` after a strict regular-expression check.
+
+The same pass can decide whether each number is the ``'%.9g'`` rendering of a float32 (the
+original exporter's format, DESIGN §5): :func:`float32_canonical` explains the test.
+
+Byte ranges are parsed in chunks; numpy releases the GIL inside its loops, so two threads give
+close to twice the single-thread speed (see ``benchmarks/bench_nfpt_parse.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_U = np.uint64
+_ONE = _U(1)
+_ALL = _U(0xFFFFFFFFFFFFFFFF)
+_HI = _U(0x8080808080808080)
+_LO7 = _U(0x7F7F7F7F7F7F7F7F)
+_MAGIC = _U(0x0102040810204080)
+_S7, _S8, _S56, _S64 = _U(7), _U(8), _U(56), _U(64)
+_P10F = np.array([10.0**i for i in range(23)])  # exact doubles
+_TWO53 = _U(2**53)
+
+#: Extra bytes that must follow the data in the buffer given to :func:`parse_range`.
+PAD = 32
+#: Strict grammar of one number (what the fast path accepts, plus long forms).
+NUMBER_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_TOKEN_RE = re.compile(rb"[^\x00-\x20]+")
+
+
+def _bc(c: int) -> np.uint64:
+    return _U(c * 0x0101010101010101)
+
+
+_B30, _B20, _B2E, _B65 = _bc(0x30), _bc(0x20), _bc(0x2E), _bc(0x65)
+_ADD_LT10, _ADD_LT33 = _bc(0x80 - 10), _bc(0x80 - 33)
+
+
+def _movemask(m):
+    """High bit of each byte -> one bit per byte (bit i = byte i)."""
+    return ((m >> _S7) * _MAGIC) >> _S56
+
+
+def _eq(x, b):
+    """High bit set in the bytes of x equal to the byte broadcast in b (exact, no carries)."""
+    z = x ^ b
+    return ~(((z & _LO7) + _LO7) | z) & _HI
+
+
+def _lt(x, add):
+    """High bit set in the bytes of x below n, where add = broadcast(0x80 - n)."""
+    return ~(((x & _LO7) + add) | x) & _HI
+
+
+def _ctz(x):
+    """Count of trailing zero bits (64 for x == 0)."""
+    return np.bitwise_count((x & (~x + _ONE)) - _ONE)
+
+
+def _swar8(v):
+    """Eight digit values (byte 0 most significant) -> their integer value."""
+    v = (v * _U(10)) + (v >> _S8)
+    v &= _U(0x00FF00FF00FF00FF)
+    v = (v * _U(100)) + (v >> _U(16))
+    v &= _U(0x0000FFFF0000FFFF)
+    v = (v * _U(10000)) + (v >> _U(32))
+    return v & _U(0xFFFFFFFF)
+
+
+def padded_buffer(data: bytes | bytearray | memoryview) -> np.ndarray:
+    """Copy ``data`` into a uint8 array followed by :data:`PAD` spaces (what the parser reads)."""
+    a = np.empty(len(data) + PAD, np.uint8)
+    a[: len(data)] = np.frombuffer(data, np.uint8)
+    a[len(data) :] = 0x20
+    return a
+
+
+def read_padded(path: str | os.PathLike) -> np.ndarray:
+    """Read a whole file into a padded uint8 buffer (see :func:`padded_buffer`)."""
+    size = os.path.getsize(path)
+    a = np.empty(size + PAD, np.uint8)
+    view = memoryview(a)
+    with open(path, "rb") as f:
+        got = 0
+        while got < size:
+            k = f.readinto(view[got:size])
+            if not k:
+                break
+            got += k
+    a = a[: got + PAD]
+    a[got:] = 0x20
+    return a
+
+
+def u64_view(a: np.ndarray) -> np.ndarray:
+    """Unaligned little-endian uint64 loads at every byte offset of ``a``."""
+    return np.ndarray(shape=(a.size - 7,), dtype="<u8", buffer=a, strides=(1,))
+
+
+@dataclass
+class Chunk:
+    """Parse result of one byte range.
+
+    ``values[i]`` is the i-th token's value if ``fast[i]``; other tokens ("slow": words, long
+    numbers) have NaN there and their absolute byte offsets in ``slow_pos``.
+    ``f32`` is False once some fast token is known not to be a '%.9g' float32 rendering;
+    ``f32_check`` lists fast-token indices whose test was too close to call (check exactly).
+    ``bad_control`` is the offset of the first control byte (not tab/CR/LF), or -1.
+    """
+
+    values: np.ndarray
+    slow_idx: np.ndarray
+    slow_pos: np.ndarray
+    f32: bool
+    f32_check: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    bad_control: int = -1
+
+
+def parse_range(a: np.ndarray, a8: np.ndarray, lo: int, hi: int, check_f32: bool) -> Chunk:
+    """Tokenize and convert ``a[lo:hi]`` (``a`` padded, ``a8 = u64_view(a)``; ``a[hi]`` <= 0x20)."""
+    seg = a[lo:hi]
+    if seg.size == 0:
+        z = np.zeros(0, np.int64)
+        return Chunk(np.zeros(0), z, z, True, z)
+    ctrl = seg < 0x20
+    n_ctrl = int(np.count_nonzero(ctrl))
+    bad_control = -1
+    if n_ctrl and n_ctrl != int(np.count_nonzero(seg == 0x0A)):
+        bad = ctrl & (seg != 0x0A) & (seg != 0x0D) & (seg != 0x09)
+        if bad.any():
+            bad_control = lo + int(np.argmax(bad))
+    ns = seg > 0x20
+    st = np.flatnonzero(ns[1:] > ns[:-1]) + 1
+    if ns[0]:
+        st = np.concatenate((np.zeros(1, st.dtype), st))
+    st += lo
+    c0 = a[st]
+    neg = c0 == 0x2D
+    s2 = st + (neg | (c0 == 0x2B))
+    wl = a8[s2]
+    wh = a8[s2 + 8]
+    # token length after the sign: first byte <= 0x20; 16 means "longer than 15 bytes"
+    n = _ctz(_movemask(_lt(wl, _ADD_LT33)) | (_movemask(_lt(wh, _ADD_LT33)) << _S8) | _U(1 << 16))
+    valid = (_ONE << n) - _ONE
+    xl = wl ^ _B30
+    xh = wh ^ _B30
+    dig = (_movemask(_lt(xl, _ADD_LT10)) | (_movemask(_lt(xh, _ADD_LT10)) << _S8)) & valid
+    dot = (_movemask(_eq(wl, _B2E)) | (_movemask(_eq(wh, _B2E)) << _S8)) & valid
+    em = (_movemask(_eq(wl | _B20, _B65)) | (_movemask(_eq(wh | _B20, _B65)) << _S8)) & valid
+    has_e = em != 0
+    epos = np.where(has_e, _ctz(em), n)
+    s = (epos + _ONE) * _S8
+    after = ((wl >> s) | (wh << (_S64 - s)) | (wh >> (s - _S64))) & _U(0xFF)
+    esg = has_e & ((after == 0x2D) | (after == 0x2B))
+    sgm = np.where(esg, _ONE << (epos + _ONE), _U(0))
+    other = valid & ~(dig | dot | em | sgm)
+    ndot = np.bitwise_count(dot)
+    dotpos = np.where(dot != 0, _ctz(dot), epos)
+    nexp = np.where(has_e, n - epos - _ONE - esg, _U(0))
+    nd = epos - ndot
+    ok = (
+        (other == 0)
+        & (np.bitwise_count(em) <= 1)
+        & (ndot <= 1)
+        & (nd >= 1)
+        & (nd <= 15)
+        & (~has_e | (nexp >= 1))
+        & (nexp <= 3)
+        & (n < 16)
+        & (dotpos <= epos)
+    )
+    # mantissa: drop the dot, keep bytes [0, nd), right-align the digits at byte 15
+    pb = np.minimum(dotpos, _S8) * _S8
+    bl = _ALL >> (_S64 - pb)
+    bh = _ALL >> (_S64 - (np.maximum(dotpos, _S8) - _S8) * _S8)
+    sl = (xl >> _S8) | (xh << _S56)
+    sh = xh >> _S8
+    dl = sl ^ ((xl ^ sl) & bl)
+    dh = sh ^ ((xh ^ sh) & bh)
+    r = (_U(16) - np.minimum(nd, _U(16))) * _S8
+    rh = (dh << r) | (dl >> (_S64 - r)) | (dl << (r - _S64))
+    rl = dl << r
+    mant = _swar8(rl) * _U(10**8) + _swar8(rh)
+    # exponent digits at [epos + 1 + esg, n), at most 3 of them, right-aligned in 3 bytes
+    q = (epos + _ONE + esg) * _S8
+    ex = (xl >> q) | (xh << (_S64 - q)) | (xh >> (q - _S64))
+    ex = (ex << ((_U(8) - np.minimum(nexp, _U(3))) * _S8)) >> _U(40)
+    e10 = ((ex & _U(0xFF)) * _U(100) + ((ex >> _S8) & _U(0xFF)) * _U(10) + (ex >> _U(16))).astype(
+        np.int64
+    )
+    e10 = np.where(after == 0x2D, -e10, e10)
+    k = e10 + (dotpos.astype(np.int64) - nd.astype(np.int64))
+    fast = ok & (mant < _TWO53) & (k <= 22) & (k >= -22)
+    mf = mant.astype(np.float64)
+    kk = np.minimum(np.abs(k), 22)
+    p = _P10F.take(kk)
+    y = np.where(k >= 0, mf * p, mf / p)
+    y.view(np.uint64)[...] |= neg.astype(np.uint64) << _U(63)  # sign bit (keeps -0.0)
+    slow = ~fast
+    slow_idx = np.flatnonzero(slow)
+    y[slow_idx] = np.nan
+    f32 = True
+    f32_check = np.zeros(0, np.int64)
+    if check_f32:
+        # significant digits of the mantissa: 16 - (index of its first nonzero digit byte)
+        nz = _movemask(~_eq(rl, _U(0)) & _HI) | (_movemask(~_eq(rh, _U(0)) & _HI) << _S8)
+        n_digits = _U(16) - np.minimum(_ctz(nz), _U(16))
+        f32, f32_check = _float32_canonical_fast(y, mant, n_digits.astype(np.int64), k, fast)
+    return Chunk(y, slow_idx, st[slow_idx], f32, f32_check, bad_control)
+
+
+def _float32_canonical_fast(y, mant, n_digits, k, fast):
+    """Vectorised test of :func:`float32_canonical` on the fast tokens.
+
+    Returns (no token known to fail, indices of tokens to check exactly). A fast token's value
+    is D = M * 10**k exactly (M = ``mant`` with ``n_digits`` digits, so D's decade is
+    e = n_digits - 1 + k). With x = fl(D) and f = float32(x), ``float('%.9g' % f) == x`` holds
+    iff D is the 9-significant-digit rounding of f (distinct <= 9-digit decimals are distinct
+    doubles). If D has <= 9 significant digits it is a multiple of s = 10**(e-8), and then:
+    |D - f| < s/2 means D is that rounding; |D - f| > s/2 means it is not (if f lies in a higher
+    decade, |D - f| >= s; in a lower one D - f > s unless D = 10**e). x - f is exact
+    (Sterbenz) and |D - x| <= ulp(x)/2, so both comparisons are made with a margin. Tokens
+    with more than 9 significant digits, D = 10**e, and cases within the margin (ties) go to
+    the exact check.
+    """
+    live = fast & (mant != 0)
+    nd = np.maximum(n_digits, 1)
+    e = nd - 1 + k
+    with np.errstate(all="ignore"):
+        f = y.astype(np.float32).astype(np.float64)
+        ax = np.abs(y)
+        delta = np.abs(y - f)
+        half = _HALF_SPACING.take(e + _HALF_OFFSET, mode="clip")
+        slack = ax * 2.0**-52 + half * 1e-15
+        sure_in = delta < half - slack
+        sure_out = delta > half + slack
+    undecided = ~(sure_in | sure_out)
+    undecided |= mant == _P10U_TABLE.take(nd - 1)  # D is a power of ten
+    more = nd > 9
+    if more.any():
+        j = np.flatnonzero(more & live)
+        undecided[j[(mant[j] % _P10U_TABLE[nd[j] - 9]) != 0]] = True
+    if (live & sure_out & ~undecided).any():
+        return False, np.zeros(0, np.int64)
+    return True, np.flatnonzero(live & undecided)
+
+
+# 0.5 * 10**(e-8) as correctly rounded doubles, indexed by e + _HALF_OFFSET (e in -40 .. 40).
+_HALF_OFFSET = 40
+_HALF_SPACING = np.array([0.5 * float(f"1e{e - 8}") for e in range(-40, 41)])
+_P10U_TABLE = np.array([10**i for i in range(20)], dtype=np.uint64)
+
+
+def float32_canonical(x: float) -> bool:
+    """True iff ``float('%.9g' % np.float32(x)) == x``: x is how the original's exporter's text
+    of a float32 parses (so that float32 is the exact weight it had)."""
+    with np.errstate(over="ignore"):
+        f = np.float32(x)
+    if not np.isfinite(f):
+        return False
+    return float("%.9g" % f) == x
+
+
+@dataclass
+class Parsed:
+    """All tokens of a byte range: values (NaN for non-numbers) and where the slow ones are."""
+
+    values: np.ndarray
+    slow_idx: np.ndarray  # global token indices of tokens that are not plain numbers
+    slow_pos: np.ndarray  # their byte offsets
+    slow_text: list[bytes]  # their text
+    float32_origin: bool
+    bad_control: int
+
+
+def _chunks(a: np.ndarray, lo: int, hi: int, size: int) -> list[tuple[int, int]]:
+    out = []
+    pos = lo
+    while pos < hi:
+        end = min(pos + size, hi)
+        while end < hi and a[end] > 0x20:
+            end += 1
+        out.append((pos, end))
+        pos = end
+    return out
+
+
+def parse_tokens(
+    a: np.ndarray,
+    lo: int,
+    hi: int,
+    *,
+    check_f32: bool = True,
+    chunk_bytes: int = 1 << 21,
+    threads: int | None = None,
+) -> Parsed:
+    """Parse every whitespace-separated token of ``a[lo:hi]`` (``a`` from :func:`read_padded`).
+
+    Numbers are converted correctly rounded; each "slow" token is either converted with Python's
+    ``float()`` (if it matches :data:`NUMBER_RE`) or left as NaN and reported in ``slow_*``
+    (words, ``nan``, markers) for the caller to judge. ``float32_origin`` tells whether every
+    number passed :func:`float32_canonical`.
+    """
+    a8 = u64_view(a)
+    spans = _chunks(a, lo, hi, chunk_bytes)
+    if not spans:
+        z = np.zeros(0, np.int64)
+        return Parsed(np.zeros(0), z, z, [], check_f32, -1)
+    if threads is None:
+        threads = min(2, os.cpu_count() or 1)
+    state = {"f32": check_f32}
+
+    def work(span):
+        c = parse_range(a, a8, span[0], span[1], state["f32"])
+        if not c.f32:
+            state["f32"] = False
+        return c
+
+    if threads > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(threads) as ex:
+            chunks = list(ex.map(work, spans))
+    else:
+        chunks = [work(s) for s in spans]
+    values = np.concatenate([c.values for c in chunks]) if chunks else np.zeros(0)
+    offsets = np.cumsum([0] + [c.values.size for c in chunks])
+    slow_idx = np.concatenate([c.slow_idx + o for c, o in zip(chunks, offsets, strict=False)])
+    slow_pos = np.concatenate([c.slow_pos for c in chunks]) if chunks else np.zeros(0, np.int64)
+    f32 = state["f32"] and all(c.f32 for c in chunks)
+    bad_control = next((c.bad_control for c in chunks if c.bad_control >= 0), -1)
+    raw = a.data
+    word_idx: list[int] = []
+    word_pos: list[int] = []
+    texts: list[bytes] = []
+    for i, pos in zip(slow_idx.tolist(), slow_pos.tolist(), strict=True):
+        tok = _TOKEN_RE.match(raw, pos).group()
+        if NUMBER_RE.fullmatch(tok):
+            v = float(tok)
+            values[i] = v
+            if f32 and not float32_canonical(v):
+                f32 = False
+        else:
+            word_idx.append(i)
+            word_pos.append(pos)
+            texts.append(tok)
+    if f32:
+        for c, o in zip(chunks, offsets, strict=False):
+            for i in (c.f32_check + o).tolist():
+                if not float32_canonical(float(values[i])):
+                    f32 = False
+                    break
+            if not f32:
+                break
+    return Parsed(
+        values,
+        np.array(word_idx, np.int64),
+        np.array(word_pos, np.int64),
+        texts,
+        f32,
+        bad_control,
+    )

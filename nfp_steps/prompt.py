@@ -1,0 +1,47 @@
+"""The analysed prompt: seeded non-periodic repeated segments (default), periodic, or explicit.
+
+The default ends inside a repeated segment, so the prompt's own induction history gives the
+target (the token that followed the earlier occurrence of the last token).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nfp_steps.data import induction_positions, periodic_tokens, repeated_segment_tokens
+from nfp_steps.model import GPT2Weights, ModelError
+
+
+def make_prompt(cfg: dict, w: GPT2Weights) -> np.ndarray | None:
+    """Tokens (int64, (n,)) for the config's ``prompt`` slice, or the model's baked TOKENS.
+
+    ``.nfpt`` models carry their prompt as EMBEDDINGS (and maybe TOKENS); they are used as is.
+    """
+    if w.embeddings is not None:
+        return None if w.tokens is None else np.asarray(w.tokens, dtype=np.int64)
+    p = cfg["prompt"]
+    kind, n, vocab = p["kind"], int(p["seq_len"]), w.vocab_size
+    if w.n_ctx is not None and n > w.n_ctx:
+        raise ModelError(f"prompt.seq_len {n} exceeds the model's context length {w.n_ctx}")
+    rng = np.random.default_rng(int(p["seed"]))
+    if kind == "tokens":
+        toks = np.asarray(p["tokens"], dtype=np.int64)
+        if toks.ndim != 1 or toks.size == 0:
+            raise ModelError("prompt.tokens must be a non-empty list of token ids")
+        if toks.min() < 0 or toks.max() >= vocab:
+            raise ModelError(f"prompt.tokens holds ids outside the vocabulary [0, {vocab})")
+        if w.n_ctx is not None and toks.size > w.n_ctx:
+            raise ModelError(f"prompt.tokens has {toks.size} tokens, context is {w.n_ctx}")
+        return toks
+    if kind == "periodic":
+        return periodic_tokens(rng, 1, n, vocab, period=int(p["period"]))[0]
+    if kind == "repeated_segments":
+        toks = repeated_segment_tokens(rng, 1, n, vocab)[0]
+        if not induction_positions(toks)[-1]:
+            m = int(min(8, n // 3))
+            if m < 2:
+                raise ModelError(f"prompt.seq_len {n} is too short for a repeated segment")
+            s = int(rng.integers(0, n - 2 * m))
+            toks[n - m:] = toks[s:s + m]
+        return toks
+    raise ModelError(f"prompt.kind {kind!r} is not one of repeated_segments, periodic, tokens")

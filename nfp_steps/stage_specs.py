@@ -1,0 +1,133 @@
+"""The DAG's stages as data: names, upstream stages, config slices and code they depend on.
+
+Light on purpose (no numpy/torch/xarray import): the Snakefile imports it to build rule params,
+and the stage runner uses it to find each stage's function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the DAG.
+
+    ``func`` is ``"module:function"`` inside ``nfp_steps``; it is called as
+    ``func(inputs: dict[str, xr.Dataset], cfg: dict, model: str) -> StageResult`` where ``inputs``
+    maps each upstream stage name to its store and ``cfg`` is the whole validated config.
+    ``config_keys`` are dotted config paths whose values the stage reads (its rerun slice);
+    ``modules`` are the ``nfp_steps`` module paths (relative, no suffix) whose source it runs.
+    ``files`` are report files written beside the store in ``results/<model>/``.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    config_keys: tuple[str, ...]
+    modules: tuple[str, ...]
+    func: str
+    files: tuple[str, ...] = ()
+
+
+_CORE = ("model", "stage_specs", "storage", "run_stage", "config")
+
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage(
+            "export",
+            (),
+            ("models.{model}",),
+            (*_CORE, "io/hf", "io/nfpt_text", "io/nfpt_binary", "io/zarr_store", "io/loader",
+             "pipeline"),
+            "pipeline:stage_export",
+        ),
+        Stage(
+            "prompt",
+            ("export",),
+            ("prompt",),
+            (*_CORE, "prompt", "pipeline"),
+            "pipeline:stage_prompt",
+        ),
+        Stage(
+            "forward",
+            ("export", "prompt"),
+            ("forward",),
+            (*_CORE, "forward", "io/zarr_store", "pipeline"),
+            "pipeline:stage_forward",
+        ),
+        Stage(
+            "layernorm",
+            ("export", "forward"),
+            ("bounds.layernorm",),
+            (*_CORE, "rigor", "bounds", "io/zarr_store", "pipeline"),
+            "pipeline:stage_layernorm",
+        ),
+        Stage(
+            "heads",
+            ("export", "forward", "layernorm"),
+            ("bounds.heads",),
+            (*_CORE, "rigor", "bounds", "io/zarr_store", "pipeline"),
+            "pipeline:stage_heads",
+            ("heads.tsv",),
+        ),
+        Stage(
+            "layers",
+            ("export", "forward", "layernorm", "heads"),
+            ("bounds.layers",),
+            (*_CORE, "rigor", "bounds", "io/zarr_store", "pipeline"),
+            "pipeline:stage_layers",
+            ("layers.tsv",),
+        ),
+        Stage(
+            "scores",
+            ("export", "prompt", "forward"),
+            ("induction",),
+            (*_CORE, "scores", "io/zarr_store", "pipeline"),
+            "pipeline:stage_scores",
+        ),
+        Stage(
+            "ranking",
+            ("export", "prompt", "forward", "heads", "layers", "scores"),
+            ("ranking",),
+            (*_CORE, "ranking", "report_text", "pipeline"),
+            "pipeline:stage_ranking",
+            ("ranking.tsv", "induction.txt"),
+        ),
+        Stage(
+            "verify",
+            ("export", "prompt", "forward", "ranking"),
+            ("verify",),
+            (*_CORE, "forward", "verify", "io/zarr_store", "pipeline"),
+            "pipeline:stage_verify",
+            ("verify.tsv",),
+        ),
+        Stage(
+            "certificate",
+            ("export", "layernorm", "heads", "layers"),
+            ("certify",),
+            (*_CORE, "certificate", "pipeline"),
+            "pipeline:stage_certificate",
+            ("certificate.json", "certificate.txt"),
+        ),
+        Stage(
+            "report",
+            ("ranking", "layers", "heads", "verify", "certificate"),
+            ("report",),
+            (*_CORE, "report", "pipeline"),
+            "pipeline:stage_report",
+            ("summary.txt",),
+        ),
+    )
+}
+
+
+@dataclass
+class StageResult:
+    """What a stage function returns: its store (an ``xr.Dataset``) and its report files.
+
+    ``files`` maps a file name from ``Stage.files`` to its full text content.
+    """
+
+    dataset: object
+    files: dict[str, str]

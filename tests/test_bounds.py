@@ -1,0 +1,210 @@
+"""Every ub ≥ the truth and every lb ≤ it (dense SVD / torch autograd in float64).
+
+Random, trained-like and adversarial inputs: near-one-hot softmax rows, near-constant and
+huge-offset LayerNorm rows, rescaled weights, biases.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nfp_steps import bounds as B
+from nfp_steps import rigor as R
+
+
+def spec(m: np.ndarray) -> float:
+    return float(np.linalg.norm(m, 2))
+
+
+# ---- operator norms -------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(6))
+def test_opnorm_candidates_are_upper_bounds(seed):
+    rng = np.random.default_rng(seed)
+    shapes = [(7, 5), (30, 3), (1, 9), (12, 12)]
+    m = rng.standard_normal(shapes[seed % 4]) * 10.0 ** rng.integers(-3, 4)
+    if seed == 5:
+        m = np.outer(rng.standard_normal(12), rng.standard_normal(12))  # rank one: frob tight
+    truth = spec(m)
+    cand = B.opnorm_candidates(m)
+    for name, v in cand.items():
+        assert v >= truth, name
+    assert cand["used"] == min(cand["frob"], cand["schur"])
+    x = B.top_right_singular_vector(m)
+    lb = B.chain_norm_lb([(m, None)], x)
+    assert lb <= truth
+    assert lb >= truth * (1 - 1e-12)  # the top vector makes it tight
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_product_bounds_and_lowrank_lb(seed):
+    rng = np.random.default_rng(100 + seed)
+    d, dh = 24, 4
+    a = rng.standard_normal((d, dh)) * 3
+    b = rng.standard_normal((d, dh)) * 0.01
+    truth = spec(a @ b.T)
+    cand = B.product_opnorm_candidates(a, b.T)
+    for name, v in cand.items():
+        assert v >= truth, name
+    lb = B.chain_norm_lb([(a, None), (b.T, None)], B.lowrank_top_vector(a, b.T))
+    assert truth * (1 - 1e-10) <= lb <= truth
+
+
+def test_the_originals_false_identity_is_not_used():
+    """‖A Bᵀ‖₂ ≠ ‖Bᵀ A‖₂ in general (e₁, e₂): our bound must still cover ‖A Bᵀ‖₂ = 1."""
+    a = np.zeros((3, 1))
+    a[0, 0] = 1.0
+    b = np.zeros((3, 1))
+    b[1, 0] = 1.0
+    assert spec(b.T @ a) == 0.0
+    assert B.product_opnorm_candidates(a, b.T)["used"] >= 1.0
+
+
+def test_nan_makes_upper_bound_infinite():
+    m = np.array([[1.0, np.nan], [0.0, 1.0]])
+    assert B.opnorm_candidates(m)["used"] == math.inf
+
+
+# ---- LayerNorm ------------------------------------------------------------------------------
+def ln_jacobian_norm(x: np.ndarray, g: np.ndarray, eps: float) -> float:
+    xt = torch.tensor(x, dtype=torch.float64)
+    gt = torch.tensor(g, dtype=torch.float64)
+    j = torch.autograd.functional.jacobian(
+        lambda v: torch.nn.functional.layer_norm(v, (len(v),), gt, None, eps), xt
+    )
+    return float(torch.linalg.matrix_norm(j, 2))
+
+
+def exact_variance(x: np.ndarray) -> float:
+    from fractions import Fraction
+
+    fx = [Fraction(float(v)) for v in x]
+    mu = sum(fx) / len(fx)
+    return float(sum((v - mu) ** 2 for v in fx) / len(fx))
+
+
+@pytest.mark.parametrize(
+    "kind", ["random", "constant", "near_constant", "huge_offset", "tiny", "spiky"]
+)
+def test_layernorm_bounds(kind):
+    rng = np.random.default_rng(7)
+    d = 16
+    rows = {
+        "random": rng.standard_normal((5, d)),
+        "constant": np.full((3, d), 3.25),
+        "near_constant": 1.0 + 1e-9 * rng.standard_normal((4, d)),
+        "huge_offset": 40000.0 + rng.standard_normal((4, d)) * 1e-3,
+        "tiny": 1e-200 * rng.standard_normal((3, d)),
+        "spiky": np.eye(d)[:4] * 1e6,
+    }[kind]
+    g = rng.standard_normal(d) * 2
+    eps = 1e-5
+    var_lb = B.variance_lb(rows)
+    ubs = B.layernorm_row_ub(rows, g, eps)
+    glob = B.layernorm_global_ub(g, eps)
+    for i, x in enumerate(rows):
+        assert var_lb[i] <= exact_variance(x)
+        truth = ln_jacobian_norm(x, g, eps)
+        assert truth <= ubs[i] * (1 + 1e-12)
+        assert truth <= glob
+        assert np.isfinite(ubs[i]) and ubs[i] <= glob
+
+
+# ---- attention heads ------------------------------------------------------------------------
+def head_fn(wq, bq, wk, bk, wv, bv, wo):
+    t = {k: torch.tensor(v, dtype=torch.float64) for k, v in
+         dict(wq=wq, bq=bq, wk=wk, bk=bk, wv=wv, bv=bv, wo=wo).items()}
+
+    def f(z):
+        n = z.shape[0]
+        q, k = z @ t["wq"] + t["bq"], z @ t["wk"] + t["bk"]
+        s = q @ k.T / math.sqrt(wq.shape[1])
+        s = s.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool), 1), -math.inf)
+        return torch.softmax(s, -1) @ (z @ t["wv"] + t["bv"]) @ t["wo"]
+
+    return f
+
+
+def true_head_norms(z, wq, bq, wk, bk, wv, bv, wo):
+    """(‖value term‖₂, ‖pattern term‖₂, ‖A‖₂) from the dense autograd Jacobian."""
+    f = head_fn(wq, bq, wk, bk, wv, bv, wo)
+    zt = torch.tensor(z, dtype=torch.float64)
+    n, d = z.shape
+    jac = torch.autograd.functional.jacobian(f, zt).reshape(n * d, n * d).numpy()
+    with torch.no_grad():
+        q = zt @ torch.tensor(wq) + torch.tensor(bq)
+        k = zt @ torch.tensor(wk) + torch.tensor(bk)
+        s = q @ k.T / math.sqrt(wq.shape[1])
+        s = s.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool), 1), -math.inf)
+        a = torch.softmax(s, -1).numpy()
+    value = np.kron(a, (wv @ wo).T)  # d vec(A Z W) = (A ⊗ Wᵀ) vec(dZ), row-major vec
+    return spec(value), spec(jac - value), spec(a)
+
+
+CASES = {
+    "random": dict(scale_qk=1.0, z_scale=1.0, bias=0.3),
+    "near_one_hot": dict(scale_qk=30.0, z_scale=1.0, bias=0.0),
+    "uniform_attn": dict(scale_qk=1e-4, z_scale=1.0, bias=0.0),
+    "big_inputs": dict(scale_qk=0.2, z_scale=20.0, bias=1.0),
+    "rescaled": dict(scale_qk=5.0, z_scale=0.2, bias=0.5),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_head_bounds_bracket_the_autograd_jacobian(case, seed):
+    c = CASES[case]
+    rng = np.random.default_rng(1000 * seed + len(case))
+    n, d, dh = 6, 8, 2
+    z = rng.standard_normal((n, d)) * c["z_scale"]
+    wq = rng.standard_normal((d, dh)) * c["scale_qk"]
+    wk = rng.standard_normal((d, dh)) * c["scale_qk"]
+    wv = rng.standard_normal((d, dh))
+    wo = rng.standard_normal((dh, d))
+    bq, bk, bv = (rng.standard_normal(dh) * c["bias"] for _ in range(3))
+    value, pattern, a_norm = true_head_norms(z, wq, bq, wk, bk, wv, bv, wo)
+    hb = B.head_bounds(z, wq, bq, wk, bk, wv, wo)
+    assert hb["attn_norm_lb"] <= a_norm <= hb["attn_norm_ub"]
+    assert hb["value_lb"] <= value <= hb["value_ub"]
+    assert pattern <= hb["pattern_ub"]
+    assert hb["vo_lb"] <= spec(wv @ wo) <= hb["vo_ub"]
+    assert hb["qk_lb"] <= spec(wq @ wk.T) <= hb["qk_ub"]
+    assert pattern / value <= hb["eps_ub"]
+
+
+def test_attention_enclosure_contains_high_precision_softmax():
+    import mpmath
+
+    mpmath.mp.prec = 200
+    rng = np.random.default_rng(3)
+    n, d, dh = 5, 6, 3
+    z = rng.standard_normal((n, d))
+    wq, wk = rng.standard_normal((d, dh)) * 4, rng.standard_normal((d, dh)) * 4
+    bq, bk = rng.standard_normal(dh), rng.standard_normal(dh)
+    a, lo, hi = B.attention_enclosure(z, wq, bq, wk, bk)
+    mz = mpmath.matrix(z.tolist())
+    q = mz * mpmath.matrix(wq.tolist())
+    k = mz * mpmath.matrix(wk.tolist())
+    for i in range(n):
+        s = [sum((q[i, j] + bq[j]) * (k[t, j] + bk[j]) for j in range(dh)) / mpmath.sqrt(dh)
+             for t in range(i + 1)]
+        mx = max(s)
+        e = [mpmath.exp(v - mx) for v in s]
+        tot = sum(e)
+        for t in range(n):
+            p = e[t] / tot if t <= i else mpmath.mpf(0)
+            assert lo[i, t] <= p <= hi[i, t]
+
+
+@pytest.mark.parametrize("a,b", [(0.1, 0.2), (0.0, 0.0), (1e-300, 3.0), (7.5, 1e17)])
+def test_pair_error_and_layer_constant_round_up(a, b):
+    from fractions import Fraction
+
+    exact = (1 + Fraction(a)) * (1 + Fraction(b)) - 1
+    for v in (B.pair_error_ub(a, b), B.layer_constant(a, b)):
+        assert Fraction(v) >= exact
+        assert v <= float(exact) * (1 + 1e-14) + 1e-300  # outward by a few ulps only
+    assert Fraction(float(R.add_up(0.1, 0.2))) >= Fraction(0.1) + Fraction(0.2)

@@ -1,0 +1,91 @@
+"""Heuristic scores and ranking on hand-made cases with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_torch_gpt2 import hf_model, hf_to_weights
+
+from nfp_steps import scores as S
+from nfp_steps.ranking import induction_report, rank_pairs, to_tsv
+
+
+def test_prev_token_score_of_a_perfect_previous_token_head():
+    n = 6
+    a = np.zeros((n, n))
+    a[0, 0] = 1.0
+    for q in range(1, n):
+        a[q, q - 1] = 1.0
+    assert S.prev_token_scores(a) == pytest.approx(1.0)
+    uniform = np.tril(np.ones((n, n))) / np.arange(1, n + 1)[:, None]
+    assert S.prev_token_scores(uniform) == pytest.approx(np.mean(1 / np.arange(2, n + 1)))
+
+
+def test_induction_score_of_a_perfect_induction_head():
+    toks = np.array([5, 1, 2, 3, 1, 2, 3, 9])
+    n = len(toks)
+    a = np.zeros((n, n))
+    for q in range(n):
+        a[q, q] = 1.0
+    # queries with an earlier occurrence at k <= q-2: q=4 (k=1), 5 (k=2), 6 (k=3)
+    for q, k in ((4, 1), (5, 2), (6, 3)):
+        a[q] = 0.0
+        a[q, k + 1] = 1.0
+    assert S.induction_scores(a, toks) == pytest.approx(1.0)
+    assert S.induction_scores(np.eye(n), toks) == pytest.approx(0.0)
+    assert math.isnan(float(S.induction_scores(np.eye(4), np.array([1, 2, 3, 4]))))
+
+
+def test_kcomp_matches_dense_definition():
+    w = hf_to_weights(hf_model(21, 3, 2, 8, 11, 6, "gelu_new"))
+    raw, corr = S.kcomp_scores(w)
+    for l1, h1, l2, h2 in ((0, 0, 1, 1), (0, 1, 2, 0), (1, 1, 2, 1)):
+        vo = w.W_V[l1, h1] @ w.W_O[l1, h1]
+        qk = w.W_Q[l2, h2] @ w.W_K[l2, h2].T
+        want = np.linalg.norm(vo @ qk.T) / (np.linalg.norm(qk) * np.linalg.norm(vo))
+        assert raw[l1, h1, l2, h2] == pytest.approx(want, rel=1e-12)
+        assert corr[l1, h1, l2, h2] == pytest.approx(want - 1 / math.sqrt(8), rel=1e-12)
+    assert np.isnan(raw[1, 0, 0, 0]) and np.isnan(raw[1, 0, 1, 1])
+
+
+def test_target_from_history_follows_the_original_rule():
+    t = S.target_from_history(np.array([3, 4, 7, 3, 4, 8, 3]), vocab=10)
+    assert (t.correct, t.incorrect) == (4, 3)  # most recent earlier 3 is at index 3 -> next 4
+    t = S.target_from_history(np.array([2, 2, 2]), vocab=10)
+    assert (t.correct, t.incorrect) == (2, 3)  # next == curr: neighbour id
+    with pytest.raises(S.TargetError, match="no prior repetition"):
+        S.target_from_history(np.array([1, 2, 3]), vocab=10)
+
+
+def test_resolve_target_flags_and_fallback():
+    t, warn = S.resolve_target(None, 10, None, None)
+    assert (t.correct, t.incorrect) == (0, 1) and warn
+    t, warn = S.resolve_target(np.array([1, 2]), 10, 7, 8)
+    assert t.description == "logit_diff(7-8)" and not warn
+    with pytest.raises(ValueError, match="together"):
+        S.resolve_target(None, 10, 1, None)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        S.resolve_target(None, 10, 1, 10)
+
+
+def test_ranking_order_filters_and_ties():
+    L, H = 3, 2
+    prev = np.array([[0.9, 0.05], [0.5, 0.5], [0.0, 0.0]])
+    ind = np.array([[0.0, 0.0], [0.8, 0.005], [0.6, 0.6]])
+    kc = np.full((L, H, L, H), 0.2)
+    eff = np.array([[0.0, 0.0], [0.3, 0.3], [0.1, -0.1]])
+    eps = np.full((L, H), 0.5)
+    rows = rank_pairs(prev, ind, kc, kc, eff, eff, eps, np.ones(L), np.ones(L),
+                      min_prev_tok=0.1, min_ind_score=0.01, threshold=0.0)
+    got = [(r["l1"], r["h1"], r["l2"], r["h2"]) for r in rows]
+    # h1=(0,1) fails prevTok, (1,1) as head 2 fails indScore, (2,1) fails Effect > 0
+    assert got == [(0, 0, 1, 0), (0, 0, 2, 0), (1, 0, 2, 0), (1, 1, 2, 0)]
+    assert rows[0]["mechScore"] == pytest.approx(0.2 * 0.8 * 0.9)
+    assert rows[0]["pairError_ub"] >= 1.5 * 1.5 - 1
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    text = induction_report(rows, "t", 0.0, top=2, verbose=False)
+    assert "Top Induction Head Pairs by mechScore (top 2 of 4)" in text
+    assert "L0H0 -> L1H0 | Mech: 0.144000 | Effect: 0.300000" in text
+    assert to_tsv(rows).count("\n") == 5

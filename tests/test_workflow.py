@@ -1,0 +1,296 @@
+"""The stage runner and the Snakemake workflow: wiring, outputs, no-op reruns, partial reruns.
+
+The end-to-end tests copy Snakefile, workflow/, config.yaml and models/ into a temporary folder
+and run the real workflow once on a short prompt (module-scoped fixture); reruns are checked
+with dry runs (``snakemake -n``), whose expected job sets are computed from STAGES.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from nfp_steps import run_stage
+from nfp_steps.config import config_slice, digest, load_config
+from nfp_steps.stage_specs import STAGES, StageResult
+from nfp_steps.storage import manifest_name, read_manifest, read_stage
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def downstream(stage: str) -> set[str]:
+    """``stage`` and every stage that depends on it, from STAGES."""
+    out = {stage}
+    changed = True
+    while changed:
+        changed = False
+        for name, spec in STAGES.items():
+            if name not in out and out & set(spec.inputs):
+                out.add(name)
+                changed = True
+    return out
+
+
+def test_downstream_follows_stage_specs():
+    assert downstream("ranking") == {"ranking", "verify", "report"}
+    assert downstream("export") == set(STAGES)
+
+
+# ---- the stage runner, in process, with fake stage functions ---------------------------------
+@pytest.fixture
+def fake_stages(monkeypatch):
+    """Replace stage functions by fakes that record what they were given."""
+    calls: dict[str, dict] = {}
+
+    def make(name):
+        def func(inputs, cfg, model):
+            calls[name] = {"inputs": sorted(inputs), "cfg": cfg, "model": model}
+            if cfg.get("fail"):
+                raise ValueError("bad value in the weights")
+            ds = xr.Dataset({"v": ("i", np.arange(3.0))}, attrs={"stage": name})
+            return StageResult(ds, {f: f"{name}\n" for f in STAGES[name].files})
+
+        return func
+
+    monkeypatch.setattr(run_stage, "stage_function", lambda stage: make(stage.name))
+    monkeypatch.setattr(run_stage, "code_digest", lambda modules: "code-" + "-".join(modules))
+    return calls
+
+
+def run_main(tmp_path, stage, cfg, *extra):
+    args = [stage, "--model", "toy", "--config-json", json.dumps(cfg),
+            "--results", str(tmp_path), "--log", str(tmp_path / "logs" / f"{stage}.log"), *extra]
+    return run_stage.main(args)
+
+
+def test_run_stage_passes_only_the_config_slice(tmp_path, fake_stages, capsys):
+    cfg = load_config({"models": {"toy": "models/toy"}, "ranking": {"top": 3}})
+    assert run_main(tmp_path, "export", config_slice(cfg, ["models.{model}"], "toy")) == 0
+    assert fake_stages["export"] == {
+        "inputs": [], "cfg": {"models": {"toy": "models/toy"}}, "model": "toy"}
+    assert run_main(tmp_path, "prompt", {"prompt": cfg["prompt"]}) == 0
+    assert fake_stages["prompt"]["inputs"] == ["export"]
+    assert fake_stages["prompt"]["cfg"] == {"prompt": cfg["prompt"]}  # nothing else
+
+    manifest = read_manifest(tmp_path / "toy", "prompt")
+    assert manifest["config_digest"] == digest({"prompt": cfg["prompt"]})
+    assert manifest["code_digest"] == "code-" + "-".join(STAGES["prompt"].modules)
+    assert set(manifest["inputs"]) == {"export"}
+    assert read_stage(tmp_path / "toy", "prompt").attrs["stage"] == "prompt"
+    out = capsys.readouterr().out
+    assert "[toy/prompt]" in out and "reading export" in out and "done" in out
+    assert "computing prompt" in (tmp_path / "logs" / "prompt.log").read_text()
+
+
+def test_run_stage_writes_report_files(tmp_path, fake_stages):
+    cfg = load_config({"models": {"toy": "m"}})
+    for name in ("export", "prompt", "forward", "layernorm", "heads"):
+        assert run_main(tmp_path, name, config_slice(cfg, STAGES[name].config_keys, "toy")) == 0
+    assert (tmp_path / "toy" / "heads.tsv").read_text() == "heads\n"
+    assert read_manifest(tmp_path / "toy", "heads")["files"]["heads.tsv"]["bytes"] == 6
+
+
+def test_run_stage_error_is_one_line_and_leaves_no_manifest(
+    tmp_path, fake_stages, monkeypatch, capsys
+):
+    assert run_main(tmp_path, "export", {"models": {"toy": "m"}}) == 0
+    # an invalid slice is refused before the stage runs
+    assert run_main(tmp_path, "prompt", {"prompt": {"seq_len": 1}}) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "Error: --config-json: prompt.seq_len: 1 is less than the minimum of 2"]
+    assert "prompt" not in fake_stages
+    # a stage function's ValueError: one line, no manifest, also in the log
+    assert run_main(tmp_path, "prompt", {"prompt": {"seq_len": 8, "kind": "periodic"}}) == 0
+    fake = run_stage.stage_function
+
+    def failing(stage):
+        func = fake(stage)
+        return lambda inputs, cfg, model: func(inputs, {**cfg, "fail": True}, model)
+
+    monkeypatch.setattr(run_stage, "stage_function", failing)
+    assert run_main(tmp_path, "prompt", {"prompt": {"seq_len": 8}}) == 1
+    err = capsys.readouterr().err
+    assert err == "Error: bad value in the weights\n"
+    assert not (tmp_path / "toy" / manifest_name("prompt")).exists()  # the old one is gone too
+    assert "Error: bad value in the weights" in (tmp_path / "logs" / "prompt.log").read_text()
+
+
+def test_run_stage_wrong_files_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run_stage, "code_digest", lambda modules: "c")
+    monkeypatch.setattr(
+        run_stage, "stage_function",
+        lambda stage: lambda i, c, m: StageResult(xr.Dataset(), {"other.txt": "x"}))
+    assert run_main(tmp_path, "export", {"models": {"toy": "m"}}) == 1
+    assert "returned files ['other.txt'], expected []" in capsys.readouterr().err
+    assert not (tmp_path / "toy" / manifest_name("export")).exists()
+
+
+def test_run_stage_missing_upstream_subprocess(tmp_path):
+    """As Snakemake runs it: a separate process, no traceback, exit code 1."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nfp_steps.run_stage", "forward", "--model", "toy",
+         "--config-json", '{"forward": {"logits": "last"}}', "--results", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: stage 'export': no manifest ")
+    assert lines[0].endswith("rerun the stage")
+
+
+# ---- the Snakemake workflow -----------------------------------------------------------------
+TEST_CONFIG = {
+    "prompt": {"seq_len": 24},
+    "ranking": {"top": 5},
+    "verify": {"top": 2},
+    "report": {"top": 3},
+}
+
+
+def make_workdir(path: Path) -> Path:
+    """A copy of the workflow (Snakefile, workflow/, models/) with a small test config."""
+    shutil.copy(REPO / "Snakefile", path / "Snakefile")
+    shutil.copytree(REPO / "workflow", path / "workflow")
+    if (REPO / "models").is_dir():
+        shutil.copytree(REPO / "models", path / "models")
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for section, values in TEST_CONFIG.items():
+        cfg[section].update(values)
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--directory", str(workdir), *args],
+        cwd=workdir, capture_output=True, text=True, timeout=900,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rules a dry run would run, with job counts (rule ``all`` left out)."""
+    proc = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^job\s+count\s*$", line))
+    jobs = {}
+    for line in lines[start + 2:]:
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line)
+        if not m or m.group(1) == "total":
+            break
+        jobs[m.group(1)] = int(m.group(2))
+    jobs.pop("all", None)
+    return jobs
+
+
+def test_dry_run_plans_every_stage_once_per_model(tmp_path):
+    work = make_workdir(tmp_path)
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    extra = work / "models" / "extra-model"
+    extra.mkdir(parents=True)
+    (extra / "weights.bin").write_text("x")
+    cfg["models"]["extra-model"] = "models/extra-model"
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    n_models = len(cfg["models"])
+    assert planned_jobs(work) == {name: n_models for name in STAGES}
+
+
+def test_invalid_config_stops_before_any_job(tmp_path):
+    work = make_workdir(tmp_path)
+    proc = snakemake(work, "-n", "--config", "ranking={top: 0, topp: 1}", check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "ranking.top: 0 is less than the minimum of 1" in text
+    assert "ranking.topp: unknown key" in text
+    assert "Job stats" not in text
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """The whole default workflow, run once on the test config."""
+    work = make_workdir(tmp_path_factory.mktemp("workflow"))
+    snakemake(work, "--cores", "2")
+    return work
+
+
+def test_full_run_writes_every_output(finished_run):
+    work = finished_run
+    cfg = load_config(work / "config.yaml")
+    for model in cfg["models"]:
+        out = work / "results" / model
+        for name in ("ranking.tsv", "induction.txt", "heads.tsv", "layers.tsv", "verify.tsv",
+                     "certificate.json", "certificate.txt", "summary.txt"):
+            assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+        for name, spec in STAGES.items():
+            manifest = read_manifest(out, name)
+            assert manifest["config_digest"] == digest(
+                config_slice(cfg, spec.config_keys, model))
+            read_stage(out, name)  # every array re-hashes to its manifest
+            assert not (out / f"{name}.zarr" / ".snakemake_timestamp").exists()
+            assert (out / "benchmarks" / f"{name}.tsv").is_file()
+            assert (work / "logs" / model / f"{name}.log").is_file()
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    assert planned_jobs(finished_run) == {}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "stage"),
+    [
+        ("ranking", "top", 7, "ranking"),
+        ("forward", "logits", "all", "forward"),
+        ("certify", "eps", 1e-6, "certificate"),
+        ("prompt", "seed", 99, "prompt"),
+    ],
+)
+def test_config_edit_reruns_exactly_the_dependent_stages(finished_run, section, key, value, stage):
+    work = finished_run
+    path = work / "config.yaml"
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg[section][key] = value
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        planned = planned_jobs(work)
+    finally:
+        path.write_text(original)
+    models = len(cfg["models"])
+    assert planned == {name: models for name in downstream(stage)}
+
+
+def test_weights_edit_reruns_everything(finished_run):
+    work = finished_run
+    src = Path(load_config(work / "config.yaml")["models"]["nfp-toy"])
+    files = [p for p in (work / src).rglob("*") if p.is_file()] if (work / src).is_dir() else [
+        work / src]
+    target = max(files, key=lambda p: p.stat().st_size)
+    original, stat = target.read_bytes(), target.stat()
+    try:
+        target.write_bytes(original + b"\0")
+        assert set(planned_jobs(work)) == set(STAGES)
+    finally:
+        target.write_bytes(original)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_undone_edits_leave_everything_up_to_date(finished_run):
+    assert planned_jobs(finished_run) == {}
