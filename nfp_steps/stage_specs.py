@@ -15,7 +15,8 @@ class Stage:
 
     ``func`` is ``"module:function"`` inside ``nfp_steps``; it is called as
     ``func(inputs: dict[str, xr.Dataset], cfg: dict, model: str) -> StageResult`` where ``inputs``
-    maps each upstream stage name to its store and ``cfg`` is the whole validated config.
+    maps each upstream stage name to its store and ``cfg`` holds the stage's config slice (the
+    workflow passes only that, so reading another key fails loudly instead of missing reruns).
     ``config_keys`` are dotted config paths whose values the stage reads (its rerun slice);
     ``modules`` are the ``nfp_steps`` module paths (relative, no suffix) whose source it runs.
     ``files`` are report files written beside the store in ``results/<model>/``.
@@ -46,7 +47,7 @@ STAGES: dict[str, Stage] = {
             "prompt",
             ("export",),
             ("prompt",),
-            (*_CORE, "prompt", "pipeline"),
+            (*_CORE, "prompt", "data", "io/zarr_store", "pipeline"),
             "pipeline:stage_prompt",
         ),
         Stage(
@@ -90,7 +91,7 @@ STAGES: dict[str, Stage] = {
             "ranking",
             ("export", "prompt", "forward", "heads", "layers", "scores"),
             ("ranking",),
-            (*_CORE, "ranking", "report_text", "pipeline"),
+            (*_CORE, "ranking", "bounds", "pipeline"),
             "pipeline:stage_ranking",
             ("ranking.tsv", "induction.txt"),
         ),
@@ -98,7 +99,7 @@ STAGES: dict[str, Stage] = {
             "verify",
             ("export", "prompt", "forward", "ranking"),
             ("verify",),
-            (*_CORE, "forward", "verify", "io/zarr_store", "pipeline"),
+            (*_CORE, "forward", "verify", "scores", "io/zarr_store", "pipeline"),
             "pipeline:stage_verify",
             ("verify.tsv",),
         ),
@@ -106,7 +107,7 @@ STAGES: dict[str, Stage] = {
             "certificate",
             ("export", "layernorm", "heads", "layers"),
             ("certify",),
-            (*_CORE, "certificate", "pipeline"),
+            (*_CORE, "certificate", "rigor", "pipeline"),
             "pipeline:stage_certificate",
             ("certificate.json", "certificate.txt"),
         ),
@@ -114,7 +115,7 @@ STAGES: dict[str, Stage] = {
             "report",
             ("ranking", "layers", "heads", "verify", "certificate"),
             ("report",),
-            (*_CORE, "report", "pipeline"),
+            (*_CORE, "report", "ranking", "pipeline"),
             "pipeline:stage_report",
             ("summary.txt",),
         ),

@@ -137,15 +137,15 @@ def init_params(cfg: ToyConfig) -> TorchParams:
         return torch.ones(shape, dtype=torch.float32)
 
     t = {
-        "wte": normal((V, d), std),
-        "wpe": normal((n, d), std),
+        "wte": normal((V, d), float(os.environ.get("XEMB", std))),
+        "wpe": normal((n, d), float(os.environ.get("XPOS", os.environ.get("XEMB", std)))),
         "W_Q": normal((L, H, d, dh), float(os.environ.get("XQK", std))),
         "W_K": normal((L, H, d, dh), float(os.environ.get("XQK", std))),
         "W_V": normal((L, H, d, dh), float(os.environ.get("XV", std))),
         "b_Q": zeros((L, H, dh)),
         "b_K": zeros((L, H, dh)),
         "b_V": zeros((L, H, dh)),
-        "W_O": normal((L, H, dh, d), proj_std),
+        "W_O": normal((L, H, dh, d), float(os.environ.get("XO", proj_std))),
         "b_O": zeros((L, d)),
         "ln1_g": ones((L, d)),
         "ln1_b": zeros((L, d)),

@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--incorrect", type=int, default=None, help="competing token id")
     p.add_argument("-t", "--threshold", type=float, default=None,
                    help="keep pairs with Effect > T (default 0.0)")
+    p.add_argument("--seqLen", "--seq-len", dest="seq_len", type=int, default=None,
+                   help="prompt length for models that embed their own prompt (HF, Zarr); "
+                        "default: config prompt.seq_len")
+    p.add_argument("--seed", type=int, default=None, help="prompt seed (default: config)")
     p.add_argument("--config", default=None,
                    help="config YAML for prompt and bound settings (default: the repo's "
                         "config.yaml when present, else built-in defaults)")
@@ -50,6 +54,11 @@ def _config(args) -> dict:
     raw["models"] = {"cli": str(args.model)}
     raw.setdefault("ranking", {})
     raw.setdefault("induction", {})
+    raw.setdefault("prompt", {})
+    if args.seq_len is not None:
+        raw["prompt"]["seq_len"] = args.seq_len
+    if args.seed is not None:
+        raw["prompt"]["seed"] = args.seed
     if args.threshold is not None:
         raw["ranking"]["threshold"] = args.threshold
     if args.diag_top is not None:

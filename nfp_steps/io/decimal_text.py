@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,7 +45,6 @@ _TWO53 = _U(2**53)
 PAD = 32
 #: Strict grammar of one number (what the fast path accepts, plus long forms).
 NUMBER_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_TOKEN_RE = re.compile(rb"[^\x00-\x20]+")
 
 
 def _bc(c: int) -> np.uint64:
@@ -121,27 +120,60 @@ def u64_view(a: np.ndarray) -> np.ndarray:
 class Chunk:
     """Parse result of one byte range.
 
-    ``values[i]`` is the i-th token's value if ``fast[i]``; other tokens ("slow": words, long
-    numbers) have NaN there and their absolute byte offsets in ``slow_pos``.
-    ``f32`` is False once some fast token is known not to be a '%.9g' float32 rendering;
-    ``f32_check`` lists fast-token indices whose test was too close to call (check exactly).
+    ``values[i]`` is the i-th token's value, NaN for a word (any token that is not a number in
+    the grammar, or overflows float64), whose token index, byte offset and text are in
+    ``word_idx``/``word_pos``/``word_text``. ``f32`` is False once some number is known not to
+    be a '%.9g' float32 rendering; ``f32_check`` lists token indices still to check exactly.
     ``bad_control`` is the offset of the first control byte (not tab/CR/LF), or -1.
     """
 
     values: np.ndarray
-    slow_idx: np.ndarray
-    slow_pos: np.ndarray
+    word_idx: list[int]
+    word_pos: list[int]
+    word_text: list[bytes]
     f32: bool
-    f32_check: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    f32_check: np.ndarray
     bad_control: int = -1
+
+
+_NUMCHARS = b"0123456789.eE+-"
+
+
+def _slow_tokens(seg, lo, st, ns, idx, y, check_f32):
+    """Convert the tokens ``idx`` (``st``: starts relative to ``lo``) that the fast path left
+    (Python ``float()``, correctly
+    rounded); returns the words (idx, pos, text) and the f32 verdict so far."""
+    ends = np.flatnonzero(ns[:-1] > ns[1:]) + 1
+    if ns.size and ns[-1]:
+        ends = np.concatenate((ends, [ns.size]))
+    buf = seg.tobytes()
+    wi, wp, wt = [], [], []
+    f32 = check_f32
+    for i, a, b in zip(idx.tolist(), st[idx].tolist(), ends[idx].tolist(), strict=True):
+        tok = buf[a:b]
+        v = None
+        if not tok.translate(None, _NUMCHARS):
+            try:
+                v = float(tok)
+            except ValueError:
+                v = None
+        if v is None or v in (float("inf"), float("-inf")):
+            y[i] = np.nan
+            wi.append(i)
+            wp.append(lo + a)
+            wt.append(tok)
+        else:
+            y[i] = v
+            if f32 and not float32_canonical(v):
+                f32 = False
+    return wi, wp, wt, f32
 
 
 def parse_range(a: np.ndarray, a8: np.ndarray, lo: int, hi: int, check_f32: bool) -> Chunk:
     """Tokenize and convert ``a[lo:hi]`` (``a`` padded, ``a8 = u64_view(a)``; ``a[hi]`` <= 0x20)."""
     seg = a[lo:hi]
     if seg.size == 0:
-        z = np.zeros(0, np.int64)
-        return Chunk(np.zeros(0), z, z, True, z)
+        return Chunk(np.zeros(0), [], [], [], True, np.zeros(0, np.int64))
     ctrl = seg < 0x20
     n_ctrl = int(np.count_nonzero(ctrl))
     bad_control = -1
@@ -216,17 +248,17 @@ def parse_range(a: np.ndarray, a8: np.ndarray, lo: int, hi: int, check_f32: bool
     p = _P10F.take(kk)
     y = np.where(k >= 0, mf * p, mf / p)
     y.view(np.uint64)[...] |= neg.astype(np.uint64) << _U(63)  # sign bit (keeps -0.0)
-    slow = ~fast
-    slow_idx = np.flatnonzero(slow)
-    y[slow_idx] = np.nan
-    f32 = True
+    slow_idx = np.flatnonzero(~fast)
+    wi, wp, wt, f32 = _slow_tokens(seg, lo, st - lo, ns, slow_idx, y, check_f32)
     f32_check = np.zeros(0, np.int64)
-    if check_f32:
+    if f32:
         # significant digits of the mantissa: 16 - (index of its first nonzero digit byte)
         nz = _movemask(~_eq(rl, _U(0)) & _HI) | (_movemask(~_eq(rh, _U(0)) & _HI) << _S8)
         n_digits = _U(16) - np.minimum(_ctz(nz), _U(16))
         f32, f32_check = _float32_canonical_fast(y, mant, n_digits.astype(np.int64), k, fast)
-    return Chunk(y, slow_idx, st[slow_idx], f32, f32_check, bad_control)
+        if not f32:
+            return Chunk(y, wi, wp, wt, False, f32_check, bad_control)
+    return Chunk(y, wi, wp, wt, f32 or not check_f32, f32_check, bad_control)
 
 
 def _float32_canonical_fast(y, mant, n_digits, k, fast):
@@ -278,17 +310,17 @@ def float32_canonical(x: float) -> bool:
         f = np.float32(x)
     if not np.isfinite(f):
         return False
-    return float("%.9g" % f) == x
+    return float(format(float(f), ".9g")) == x
 
 
 @dataclass
 class Parsed:
-    """All tokens of a byte range: values (NaN for non-numbers) and where the slow ones are."""
+    """All tokens of a byte range: values (NaN for words) and where the words are."""
 
     values: np.ndarray
-    slow_idx: np.ndarray  # global token indices of tokens that are not plain numbers
-    slow_pos: np.ndarray  # their byte offsets
-    slow_text: list[bytes]  # their text
+    word_idx: np.ndarray  # token indices of the words (tokens that are not numbers)
+    word_pos: np.ndarray  # their byte offsets
+    word_text: list[bytes]  # their text
     float32_origin: bool
     bad_control: int
 
@@ -316,16 +348,13 @@ def parse_tokens(
 ) -> Parsed:
     """Parse every whitespace-separated token of ``a[lo:hi]`` (``a`` from :func:`read_padded`).
 
-    Numbers are converted correctly rounded; each "slow" token is either converted with Python's
-    ``float()`` (if it matches :data:`NUMBER_RE`) or left as NaN and reported in ``slow_*``
-    (words, ``nan``, markers) for the caller to judge. ``float32_origin`` tells whether every
-    number passed :func:`float32_canonical`.
+    Numbers (:data:`NUMBER_RE`) are converted correctly rounded; other tokens ("words": markers,
+    ``nan``, junk, numbers beyond the float64 range) are NaN in ``values`` and listed for the
+    caller to judge. ``float32_origin`` tells whether every number passed
+    :func:`float32_canonical` (only computed if ``check_f32``).
     """
     a8 = u64_view(a)
     spans = _chunks(a, lo, hi, chunk_bytes)
-    if not spans:
-        z = np.zeros(0, np.int64)
-        return Parsed(np.zeros(0), z, z, [], check_f32, -1)
     if threads is None:
         threads = min(2, os.cpu_count() or 1)
     state = {"f32": check_f32}
@@ -343,38 +372,18 @@ def parse_tokens(
         chunks = [work(s) for s in spans]
     values = np.concatenate([c.values for c in chunks]) if chunks else np.zeros(0)
     offsets = np.cumsum([0] + [c.values.size for c in chunks])
-    slow_idx = np.concatenate([c.slow_idx + o for c, o in zip(chunks, offsets, strict=False)])
-    slow_pos = np.concatenate([c.slow_pos for c in chunks]) if chunks else np.zeros(0, np.int64)
-    f32 = state["f32"] and all(c.f32 for c in chunks)
-    bad_control = next((c.bad_control for c in chunks if c.bad_control >= 0), -1)
-    raw = a.data
-    word_idx: list[int] = []
-    word_pos: list[int] = []
-    texts: list[bytes] = []
-    for i, pos in zip(slow_idx.tolist(), slow_pos.tolist(), strict=True):
-        tok = _TOKEN_RE.match(raw, pos).group()
-        if NUMBER_RE.fullmatch(tok):
-            v = float(tok)
-            values[i] = v
-            if f32 and not float32_canonical(v):
-                f32 = False
-        else:
-            word_idx.append(i)
-            word_pos.append(pos)
-            texts.append(tok)
+    f32 = check_f32 and state["f32"] and all(c.f32 for c in chunks)
     if f32:
         for c, o in zip(chunks, offsets, strict=False):
-            for i in (c.f32_check + o).tolist():
-                if not float32_canonical(float(values[i])):
-                    f32 = False
-                    break
-            if not f32:
+            if not all(float32_canonical(float(values[i])) for i in (c.f32_check + o).tolist()):
+                f32 = False
                 break
+    word_idx = [i + o for c, o in zip(chunks, offsets, strict=False) for i in c.word_idx]
     return Parsed(
         values,
         np.array(word_idx, np.int64),
-        np.array(word_pos, np.int64),
-        texts,
-        f32,
-        bad_control,
+        np.array([p for c in chunks for p in c.word_pos], np.int64),
+        [t for c in chunks for t in c.word_text],
+        bool(f32),
+        next((c.bad_control for c in chunks if c.bad_control >= 0), -1),
     )

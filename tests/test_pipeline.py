@@ -1,0 +1,81 @@
+"""The stage functions end to end in memory on tiny HF checkpoints; layer bounds vs autograd."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_torch_gpt2 import hf_model
+
+from nfp_steps.config import load_config
+from nfp_steps.pipeline import run_in_memory
+
+pytest.importorskip("transformers")
+
+
+def layer_fn(w, layer: int):
+    """x ↦ block_l(x) in torch (torch_gpt2's blocks, themselves tested against transformers)."""
+    from nfp_steps import torch_gpt2 as T
+
+    p = T.weights_to_torch_params(w)
+
+    def f(x):
+        z1 = T.layer_norm(x, p["ln1_g"][layer], p["ln1_b"][layer], w.eps)
+        y = x + T.attention(p, layer, z1)[0]
+        z2 = T.layer_norm(y, p["ln2_g"][layer], p["ln2_b"][layer], w.eps)
+        return y + T.mlp(p, layer, z2, w.gelu_kind)
+
+    return f
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    m = hf_model(31, 3, 2, 8, 13, 16, "gelu_new", 12)
+    path = tmp_path_factory.mktemp("hf") / "tiny"
+    m.save_pretrained(path)
+    cfg = load_config({"models": {"tiny": str(path)}, "prompt": {"seq_len": 12, "seed": 5}})
+    return m, cfg, run_in_memory(cfg, "tiny", until="report")
+
+
+def test_all_stages_produce_outputs(tiny):
+    _, _, res = tiny
+    for name in ("export", "prompt", "forward", "layernorm", "heads", "layers", "scores",
+                 "ranking", "verify", "certificate", "report"):
+        assert name in res
+    assert res["ranking"].files["ranking.tsv"].startswith("rank\tl1\th1\tl2\th2")
+    assert "Target: induction_history(" in res["ranking"].files["induction.txt"]
+    assert "nfp-certificate" in res["certificate"].files["certificate.json"]
+
+
+def test_layer_constant_bounds_the_autograd_jacobian(tiny):
+    from nfp_steps.io.zarr_store import dataset_to_weights
+
+    _, _, res = tiny
+    w = dataset_to_weights(res["export"].dataset)
+    fw = res["forward"].dataset
+    c_ub = res["layers"].dataset["C_ub"].values
+    x_all = fw["x"].values
+    for layer in range(len(c_ub)):
+        x = torch.tensor(x_all[layer])
+        f = layer_fn(w, layer)
+        with torch.no_grad():
+            assert torch.allclose(f(x), torch.tensor(x_all[layer + 1]), rtol=1e-10, atol=1e-10)
+        n, d = x.shape
+        j = torch.autograd.functional.jacobian(f, x).reshape(n * d, n * d).numpy()
+        truth = float(np.linalg.norm(j - np.eye(n * d), 2))
+        assert truth <= c_ub[layer], (layer, truth, c_ub[layer])
+
+
+def test_layernorm_stage_rows_bound_the_true_jacobians(tiny):
+    m, _, res = tiny
+    fw = res["forward"].dataset
+    ln = res["layernorm"].dataset
+    ln_1 = m.transformer.h[0].ln_1
+    for r, x in enumerate(fw["x"].values[0]):
+        xt = torch.tensor(x)
+        j = torch.autograd.functional.jacobian(ln_1, xt)
+        assert float(torch.linalg.matrix_norm(j, 2)) <= ln["ln1_row_ub"].values[0, r]
+    assert np.all(ln["ln1_ub"].values <= ln["ln1_global_ub"].values)
+    assert math.isfinite(float(ln["ln1_ub"].values.max()))
