@@ -67,20 +67,35 @@ def chain_norm_lb(mats: list[tuple[np.ndarray, np.ndarray | None]], x: np.ndarra
     return float(R.div_down(num, den)) if den > 0 else 0.0
 
 
+def power_top_right(mats: list[np.ndarray], iters: int = 60, seed: int = 0) -> np.ndarray:
+    """A (heuristic) top right singular vector of M = M₁⋯M_k by power iteration on MᵀM, applied
+    through the factors (no dense product, no LAPACK). Only ever fed to :func:`chain_norm_lb`,
+    so its accuracy affects tightness, never validity. Deterministic (seeded start)."""
+    q = mats[-1].shape[-1]
+    x = np.random.default_rng(seed).standard_normal(q)
+    for _ in range(iters):
+        y = x
+        for m in reversed(mats):
+            y = m @ y
+        for m in mats:
+            y = m.T @ y
+        nrm = np.linalg.norm(y)
+        if not np.isfinite(nrm) or nrm == 0.0:
+            break
+        x = y / nrm
+    return x
+
+
 def top_right_singular_vector(m: np.ndarray) -> np.ndarray:
-    """A (heuristic) top right singular vector; only ever fed to :func:`chain_norm_lb`."""
+    """Heuristic top right singular vector of one matrix (see :func:`power_top_right`)."""
     if m.size == 0:
         return np.ones(m.shape[-1])
-    _, _, vt = np.linalg.svd(m, full_matrices=False)
-    return vt[0]
+    return power_top_right([m])
 
 
 def lowrank_top_vector(a: np.ndarray, bt: np.ndarray) -> np.ndarray:
-    """Top right singular vector of a @ bt via the small core (a: p×r, bt: r×q)."""
-    qa, ra = np.linalg.qr(a)
-    qb, rb = np.linalg.qr(bt.T)
-    _, _, vt = np.linalg.svd(ra @ rb.T)
-    return qb @ vt[0]
+    """Heuristic top right singular vector of a @ bt (a: p×r, bt: r×q) through the factors."""
+    return power_top_right([a, bt])
 
 
 # ---- LayerNorm ------------------------------------------------------------------------------

@@ -68,8 +68,8 @@ def attention_pattern(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def head_outputs(w: GPT2Weights, layer: int, z: np.ndarray, attn: np.ndarray) -> np.ndarray:
     """Each head's output A V W_O (H,n,d), without the layer's c_proj bias."""
-    v = np.einsum("nd,hde->hne", z, w.W_V[layer]) + w.b_V[layer][:, None, :]
-    return np.einsum("hqk,hke,hed->hqd", attn, v, w.W_O[layer])
+    v = z @ w.W_V[layer] + w.b_V[layer][:, None, :]  # (H,n,dh), BLAS via broadcasting matmul
+    return (attn @ v) @ w.W_O[layer]
 
 
 def embed(w: GPT2Weights, tokens: np.ndarray | None) -> np.ndarray:
@@ -120,8 +120,8 @@ def run_forward(
         xs[layer] = x
         z = layer_norm(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
         z1s[layer] = z
-        q = np.einsum("nd,hde->hne", z, w.W_Q[layer]) + w.b_Q[layer][:, None, :]
-        k = np.einsum("nd,hde->hne", z, w.W_K[layer]) + w.b_K[layer][:, None, :]
+        q = z @ w.W_Q[layer] + w.b_Q[layer][:, None, :]
+        k = z @ w.W_K[layer] + w.b_K[layer][:, None, :]
         for h in range(H):
             attns[layer, h] = attention_pattern(q[h], k[h])
         heads = head_outputs(w, layer, z, attns[layer])

@@ -36,7 +36,7 @@ def test_opnorm_candidates_are_upper_bounds(seed):
     x = B.top_right_singular_vector(m)
     lb = B.chain_norm_lb([(m, None)], x)
     assert lb <= truth
-    assert lb >= truth * (1 - 1e-12)  # the top vector makes it tight
+    assert lb >= truth * (1 - 1e-6)  # the power-iteration vector makes it nearly tight
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -335,7 +335,7 @@ def write_hf_folder(w: GPT2Weights, path: str | os.PathLike, dtype: str = "float
         cast = np.ascontiguousarray(arr, dtype=np_dtype)
         if dtype == "float32" and not np.array_equal(cast.astype(np.float64), arr):
             idx = tuple(int(j) for j in np.argwhere(cast.astype(np.float64) != arr)[0])
-            raise ModelError(f"tensor {name} value {arr[idx]!r} at {idx} is not exactly a "
+            raise ModelError(f"tensor {name} value {float(arr[idx])!r} at {idx} is not exactly a "
                              f"float32: write with dtype float64 (no silent rounding)")
         tensors[name] = cast
     dest = os.path.abspath(os.fspath(path))

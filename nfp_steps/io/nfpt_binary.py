@@ -184,8 +184,8 @@ def read_nfpt_binary(path: str | os.PathLike) -> GPT2Weights:
         off = 4 * n + 8 * i
         name, aoff, shape = next(e for e in reversed(lay) if e[1] <= off)
         idx = np.unravel_index((off - aoff) // 8, shape)
-        raise ModelError(f"{path}: non-finite value {floats[i]!r} at byte offset {start + off} "
-                         f"in array {name} at index {tuple(int(j) for j in idx)}")
+        raise ModelError(f"{path}: non-finite value {float(floats[i])!r} at byte offset "
+                         f"{start + off} in array {name} at index {tuple(int(j) for j in idx)}")
     if (tokens < 0).any() or (tokens >= V).any():
         i = int(np.argmax((tokens < 0) | (tokens >= V)))
         what = "negative token id" if tokens[i] < 0 else f"token id >= vocab_size {V}:"
