@@ -66,8 +66,17 @@ def test_safetensors_folder_reproduces_every_parameter(model, st_folder):
     assert not (w.b_Q == 0).all() and not (w.ln1_g == 1).all()  # perturbed, really read
 
 
+def test_save_pretrained_unsafe_serialization(model, tmp_path):
+    """``save_pretrained(safe_serialization=False)``: pytorch_model.bin where transformers still
+    writes it (recent versions write safetensors regardless); either file reads exactly."""
+    model.save_pretrained(tmp_path, safe_serialization=False)
+    w = read_hf_folder(tmp_path)
+    assert w.attrs["weight_file"] in ("pytorch_model.bin", "model.safetensors")
+    _check_against(w, state_dict64(model))
+
+
 def test_pytorch_bin_folder_without_prefix(model, st_folder, tmp_path):
-    """``pytorch_model.bin`` (torch.save of a state dict, as safe_serialization=False wrote it)
+    """``pytorch_model.bin`` (torch.save of a state dict, what safe_serialization=False wrote)
     with ``GPT2Model`` names (no ``transformer.`` prefix) and the attn.bias buffers."""
     sd = {k.removeprefix("transformer."): v.clone() for k, v in model.state_dict().items()
           if k != "lm_head.weight"}

@@ -98,6 +98,30 @@ def test_binary_marks_placeholder_sections(tmp_path):
     assert not (tmp_path / "c.nfpt").exists()
 
 
+def test_binary_header_without_eps_and_gelu_uses_recorded_defaults(tmp_path):
+    w = random_weights(2, L=1, H=1, d=2, dh=2, dff=3, V=4, n=2)
+    w.eps, w.gelu_kind = 1e-3, "exact"
+    write_nfpt_binary(w, tmp_path / "b.nfpt")
+    data = (tmp_path / "b.nfpt").read_bytes()
+    assert b"layer_norm_eps=0.001\ngelu_kind=exact\n" in data
+    old = data.replace(b"layer_norm_eps=0.001\n", b"").replace(b"gelu_kind=exact\n", b"")
+    (tmp_path / "old.nfpt").write_bytes(old)
+    r = read_nfpt_binary(tmp_path / "old.nfpt")
+    assert (r.eps, r.gelu_kind) == (1e-5, "tanh")
+    assert r.attrs["header_defaults"] == ["layer_norm_eps", "gelu_kind"]
+    (tmp_path / "alias.nfpt").write_bytes(data.replace(b"layer_norm_eps=", b"eps="))
+    assert read_nfpt_binary(tmp_path / "alias.nfpt").eps == 1e-3
+
+
+def test_loader_names_the_accepted_formats(tmp_path):
+    (tmp_path / "folder").mkdir()
+    for path in (tmp_path / "folder", _write(tmp_path, "hello", "x.nfpt")):
+        with pytest.raises(ModelError, match="expected a Hugging Face GPT-2 folder .*BINARY_V1"):
+            load_model(path)
+    with pytest.raises(ModelError, match="empty file"):
+        load_model(_write(tmp_path, "", "e.nfpt"))
+
+
 # ---- exact round trips -----------------------------------------------------------------------
 @pytest.mark.parametrize("float32", [False, True])
 def test_text_binary_text_zarr_text_chain_is_bit_exact(tmp_path, float32):

@@ -38,7 +38,9 @@ _HI = _U(0x8080808080808080)
 _LO7 = _U(0x7F7F7F7F7F7F7F7F)
 _MAGIC = _U(0x0102040810204080)
 _S7, _S8, _S56, _S64 = _U(7), _U(8), _U(56), _U(64)
-_P10F = np.array([10.0**i for i in range(23)])  # exact doubles
+# 10**max(k, 0) and 10**max(-k, 0) for k = -22 .. 22, indexed by k + 22: exact doubles
+_MUL10 = np.array([10.0 ** max(k, 0) for k in range(-22, 23)])
+_DIV10 = np.array([10.0 ** max(-k, 0) for k in range(-22, 23)])
 _TWO53 = _U(2**53)
 
 #: Extra bytes that must follow the data in the buffer given to :func:`parse_range`.
@@ -143,6 +145,8 @@ def _slow_tokens(seg, lo, st, ns, idx, y, check_f32):
     """Convert the tokens ``idx`` (``st``: starts relative to ``lo``) that the fast path left
     (Python ``float()``, correctly
     rounded); returns the words (idx, pos, text) and the f32 verdict so far."""
+    if idx.size == 0:
+        return [], [], [], check_f32
     ends = np.flatnonzero(ns[:-1] > ns[1:]) + 1
     if ns.size and ns[-1]:
         ends = np.concatenate((ends, [ns.size]))
@@ -199,28 +203,34 @@ def parse_range(a: np.ndarray, a8: np.ndarray, lo: int, hi: int, check_f32: bool
     dig = (_movemask(_lt(xl, _ADD_LT10)) | (_movemask(_lt(xh, _ADD_LT10)) << _S8)) & valid
     dot = (_movemask(_eq(wl, _B2E)) | (_movemask(_eq(wh, _B2E)) << _S8)) & valid
     em = (_movemask(_eq(wl | _B20, _B65)) | (_movemask(_eq(wh | _B20, _B65)) << _S8)) & valid
-    has_e = em != 0
-    epos = np.where(has_e, _ctz(em), n)
-    s = (epos + _ONE) * _S8
-    after = ((wl >> s) | (wh << (_S64 - s)) | (wh >> (s - _S64))) & _U(0xFF)
-    esg = has_e & ((after == 0x2D) | (after == 0x2B))
-    sgm = np.where(esg, _ONE << (epos + _ONE), _U(0))
-    other = valid & ~(dig | dot | em | sgm)
+    other = valid & ~(dig | dot | em)
     ndot = np.bitwise_count(dot)
-    dotpos = np.where(dot != 0, _ctz(dot), epos)
-    nexp = np.where(has_e, n - epos - _ONE - esg, _U(0))
+    ok = (np.bitwise_count(em) <= 1) & (ndot <= 1) & (n < 16)
+    # exponents are rare in weights: work on the tokens that have one
+    ie = np.flatnonzero(em)
+    epos = n.copy()
+    e10 = np.zeros(n.size, np.int64)
+    if ie.size:
+        epos_e = _ctz(em[ie])
+        epos[ie] = epos_e
+        wl_e, wh_e = wl[ie], wh[ie]
+        s = (epos_e + _ONE) * _S8
+        after = ((wl_e >> s) | (wh_e << (_S64 - s)) | (wh_e >> (s - _S64))) & _U(0xFF)
+        esg = (after == 0x2D) | (after == 0x2B)
+        other[ie] &= ~np.where(esg, _ONE << (epos_e + _ONE), _U(0))
+        nexp = n[ie] - epos_e - _ONE - esg
+        ok[ie] &= (nexp >= 1) & (nexp <= 3)
+        # exponent digits at [epos + 1 + esg, n), at most 3, right-aligned in 3 bytes
+        q = (epos_e + _ONE + esg) * _S8
+        xl_e, xh_e = wl_e ^ _B30, wh_e ^ _B30
+        ex = (xl_e >> q) | (xh_e << (_S64 - q)) | (xh_e >> (q - _S64))
+        ex = (ex << ((_U(8) - np.minimum(nexp, _U(3))) * _S8)) >> _U(40)
+        e3 = (ex & _U(0xFF)) * _U(100) + ((ex >> _S8) & _U(0xFF)) * _U(10) + (ex >> _U(16))
+        e10[ie] = np.where(after == 0x2D, -e3.astype(np.int64), e3.astype(np.int64))
+    e_bit = _ONE << epos
+    dotpos = _ctz(dot | e_bit)  # epos when there is no dot
     nd = epos - ndot
-    ok = (
-        (other == 0)
-        & (np.bitwise_count(em) <= 1)
-        & (ndot <= 1)
-        & (nd >= 1)
-        & (nd <= 15)
-        & (~has_e | (nexp >= 1))
-        & (nexp <= 3)
-        & (n < 16)
-        & (dotpos <= epos)
-    )
+    ok &= (other == 0) & (nd >= 1) & (nd <= 15) & (dot < e_bit)
     # mantissa: drop the dot, keep bytes [0, nd), right-align the digits at byte 15
     pb = np.minimum(dotpos, _S8) * _S8
     bl = _ALL >> (_S64 - pb)
@@ -233,27 +243,18 @@ def parse_range(a: np.ndarray, a8: np.ndarray, lo: int, hi: int, check_f32: bool
     rh = (dh << r) | (dl >> (_S64 - r)) | (dl << (r - _S64))
     rl = dl << r
     mant = _swar8(rl) * _U(10**8) + _swar8(rh)
-    # exponent digits at [epos + 1 + esg, n), at most 3 of them, right-aligned in 3 bytes
-    q = (epos + _ONE + esg) * _S8
-    ex = (xl >> q) | (xh << (_S64 - q)) | (xh >> (q - _S64))
-    ex = (ex << ((_U(8) - np.minimum(nexp, _U(3))) * _S8)) >> _U(40)
-    e10 = ((ex & _U(0xFF)) * _U(100) + ((ex >> _S8) & _U(0xFF)) * _U(10) + (ex >> _U(16))).astype(
-        np.int64
-    )
-    e10 = np.where(after == 0x2D, -e10, e10)
     k = e10 + (dotpos.astype(np.int64) - nd.astype(np.int64))
     fast = ok & (mant < _TWO53) & (k <= 22) & (k >= -22)
-    mf = mant.astype(np.float64)
-    kk = np.minimum(np.abs(k), 22)
-    p = _P10F.take(kk)
-    y = np.where(k >= 0, mf * p, mf / p)
+    # one of the two factors is 1: a single correctly rounded operation on exact operands
+    ki = k + 22
+    y = mant.astype(np.float64) * _MUL10.take(ki, mode="clip") / _DIV10.take(ki, mode="clip")
     y.view(np.uint64)[...] |= neg.astype(np.uint64) << _U(63)  # sign bit (keeps -0.0)
     slow_idx = np.flatnonzero(~fast)
     wi, wp, wt, f32 = _slow_tokens(seg, lo, st - lo, ns, slow_idx, y, check_f32)
     f32_check = np.zeros(0, np.int64)
     if f32:
         # significant digits of the mantissa: 16 - (index of its first nonzero digit byte)
-        nz = _movemask(~_eq(rl, _U(0)) & _HI) | (_movemask(~_eq(rh, _U(0)) & _HI) << _S8)
+        nz = _movemask((rl + _LO7) & _HI) | (_movemask((rh + _LO7) & _HI) << _S8)
         n_digits = _U(16) - np.minimum(_ctz(nz), _U(16))
         f32, f32_check = _float32_canonical_fast(y, mant, n_digits.astype(np.int64), k, fast)
         if not f32:
@@ -280,21 +281,20 @@ def _float32_canonical_fast(y, mant, n_digits, k, fast):
     e = nd - 1 + k
     with np.errstate(all="ignore"):
         f = y.astype(np.float32).astype(np.float64)
-        ax = np.abs(y)
         delta = np.abs(y - f)
         half = _HALF_SPACING.take(e + _HALF_OFFSET, mode="clip")
-        slack = ax * 2.0**-52 + half * 1e-15
-        sure_in = delta < half - slack
-        sure_out = delta > half + slack
-    undecided = ~(sure_in | sure_out)
-    undecided |= mant == _P10U_TABLE.take(nd - 1)  # D is a power of ten
-    more = nd > 9
-    if more.any():
-        j = np.flatnonzero(more & live)
-        undecided[j[(mant[j] % _P10U_TABLE[nd[j] - 9]) != 0]] = True
-    if (live & sure_out & ~undecided).any():
+        # |D - x| <= ulp(x)/2 <= half * 2.3e-7 and half is within 1.2e-16 of s/2: the margin
+        # 5e-7 * half covers both
+        sure_in = delta < half * (1 - 5e-7)
+        sure_out = delta > half * (1 + 5e-7)
+    exact = (mant == _P10U_TABLE.take(nd - 1, mode="clip")) | (nd > 9)  # D = 10**e, or long
+    more = np.flatnonzero(live & (nd > 9))
+    if more.size:  # D with > 9 digits but <= 9 significant ones is decided as usual
+        m = more[(mant[more] % _P10U_TABLE[nd[more] - 9]) == 0]
+        exact[m] = mant[m] == _P10U_TABLE[nd[m] - 1]
+    if (live & sure_out & ~exact).any():
         return False, np.zeros(0, np.int64)
-    return True, np.flatnonzero(live & undecided)
+    return True, np.flatnonzero(live & (exact | ~(sure_in | sure_out)))
 
 
 # 0.5 * 10**(e-8) as correctly rounded doubles, indexed by e + _HALF_OFFSET (e in -40 .. 40).

@@ -245,6 +245,7 @@ class _Walker:
 
     def __init__(self, src: _Source, body_start: int, threads: int | None, chunk_bytes: int):
         self.src = src
+        self.where = ""  # " (layer l, head h)" while walking those sections
         parsed = parse_tokens(src.a, body_start, src.size, threads=threads,
                               chunk_bytes=chunk_bytes)
         if parsed.bad_control >= 0:
@@ -295,8 +296,6 @@ class _Walker:
         if item.name in _INDEXED:
             return f"{item.name} {item.index}"
         return f"section {item.name}{self.where}"
-
-    where = ""
 
     # -- navigation --
     def peek(self) -> str | None:
