@@ -53,4 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m nfp_steps.cli` runs this file as __main__, a second copy of the module: call the
+    # imported one, whose UsageError is the class the commands raise.
+    from nfp_steps.cli import main as _main
+
+    sys.exit(_main())

@@ -12,7 +12,6 @@ import json
 import numpy as np
 import xarray as xr
 
-from nfp_steps import bounds as B
 from nfp_steps.model import GPT2Weights, ModelError
 from nfp_steps.stage_specs import STAGES, StageResult
 
@@ -80,6 +79,8 @@ def stage_forward(inputs: Inputs, cfg: dict, model: str) -> StageResult:
 
 
 def stage_layernorm(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+    from nfp_steps import bounds as B
+
     w = _weights(inputs)
     fw = inputs["forward"]
     x, y = fw["x"].values[:-1], fw["y"].values
@@ -110,6 +111,8 @@ HEAD_TSV = ("eps_ub", "value_lb", "value_ub", "pattern_ub", "attn_norm_lb", "att
 
 
 def stage_heads(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+    from nfp_steps import bounds as B
+
     w = _weights(inputs)
     z1 = inputs["forward"]["z1"].values
     res: dict[str, np.ndarray] = {}
@@ -131,6 +134,7 @@ def stage_heads(inputs: Inputs, cfg: dict, model: str) -> StageResult:
 
 
 def stage_layers(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+    from nfp_steps import bounds as B
     from nfp_steps import rigor as R
 
     w = _weights(inputs)
@@ -162,10 +166,10 @@ def stage_layers(inputs: Inputs, cfg: dict, model: str) -> StageResult:
         "prefix_ub": ("layer_io", prefix), "suffix_ub": ("layer_io", suffix),
     })
     ds.attrs["gelu_deriv_sup"] = B.GELU_DERIV_SUP
-    lines = ["layer\tattn_ub\tmlp_ub\tC_ub\tlb\tslack\ttier"]
+    lines = ["layer\tattn_ub\tmlp_ub\tC_ub"]
     for i in range(L):
         # Certified lower bounds on ‖J_l − I‖ and the adaptive tiers come with issue 4.
-        lines.append(f"{i}\t{a[i]!r}\t{m[i]!r}\t{c[i]!r}\tnan\tnan\tbase")
+        lines.append(f"{i}\t{float(a[i])!r}\t{float(m[i])!r}\t{float(c[i])!r}")
     return StageResult(ds, {"layers.tsv": "\n".join(lines) + "\n"})
 
 
@@ -228,8 +232,10 @@ def stage_ranking(inputs: Inputs, cfg: dict, model: str) -> StageResult:
 
 
 def _rows_from_ranking(ds: xr.Dataset) -> list[dict]:
-    cols = list(ds.data_vars)
-    return [{c: ds[c].values[i].item() for c in cols} for i in range(ds.sizes.get("pair", 0))]
+    """One dict per pair, Python scalars (strings come back from Zarr as ``str`` already)."""
+    cols = {c: ds[c].values for c in ds.data_vars}
+    return [{c: (v[i].item() if isinstance(v[i], np.generic) else v[i]) for c, v in cols.items()}
+            for i in range(ds.sizes.get("pair", 0))]
 
 
 def stage_verify(inputs: Inputs, cfg: dict, model: str) -> StageResult:

@@ -1,7 +1,8 @@
 """The analysed prompt: seeded non-periodic repeated segments (default), periodic, or explicit.
 
-The default ends inside a repeated segment, so the prompt's own induction history gives the
-target (the token that followed the earlier occurrence of the last token).
+The default ends inside a repeated segment whose last token occurs exactly once before, with a
+different token after it: the prompt's own induction history then gives an unambiguous target
+(the token that followed that occurrence; the original's rule, see :mod:`nfp_steps.scores`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ def make_prompt(cfg: dict, w: GPT2Weights) -> np.ndarray | None:
         return None if w.tokens is None else np.asarray(w.tokens, dtype=np.int64)
     p = cfg["prompt"]
     kind, n, vocab = p["kind"], int(p["seq_len"]), w.vocab_size
-    if w.n_ctx is not None and n > w.n_ctx:
-        raise ModelError(f"prompt.seq_len {n} exceeds the model's context length {w.n_ctx}")
     rng = np.random.default_rng(int(p["seed"]))
     if kind == "tokens":
         toks = np.asarray(p["tokens"], dtype=np.int64)
@@ -33,15 +32,36 @@ def make_prompt(cfg: dict, w: GPT2Weights) -> np.ndarray | None:
         if w.n_ctx is not None and toks.size > w.n_ctx:
             raise ModelError(f"prompt.tokens has {toks.size} tokens, context is {w.n_ctx}")
         return toks
+    if w.n_ctx is not None and n > w.n_ctx:
+        raise ModelError(f"prompt.seq_len {n} exceeds the model's context length {w.n_ctx}")
     if kind == "periodic":
         return periodic_tokens(rng, 1, n, vocab, period=int(p["period"]))[0]
     if kind == "repeated_segments":
-        toks = repeated_segment_tokens(rng, 1, n, vocab)[0]
-        if not induction_positions(toks)[-1]:
-            m = int(min(8, n // 3))
-            if m < 2:
-                raise ModelError(f"prompt.seq_len {n} is too short for a repeated segment")
-            s = int(rng.integers(0, n - 2 * m))
-            toks[n - m:] = toks[s:s + m]
-        return toks
+        return _repeated_segments_prompt(rng, n, vocab)
     raise ModelError(f"prompt.kind {kind!r} is not one of repeated_segments, periodic, tokens")
+
+
+def _unambiguous_end(toks: np.ndarray) -> bool:
+    """The last token occurs exactly once earlier, at k ≤ n − 3, followed by another token."""
+    last = toks[-1]
+    earlier = np.flatnonzero(toks[:-1] == last)
+    return earlier.size == 1 and earlier[0] <= toks.size - 3 and toks[earlier[0] + 1] != last
+
+
+def _repeated_segments_prompt(rng: np.random.Generator, n: int, vocab: int) -> np.ndarray:
+    """Random tokens with repeated segments (:func:`repeated_segment_tokens`), the last
+    m = min(8, n // 3) tokens a copy of an earlier segment, redrawn (deterministically, from
+    ``rng``) until the end is unambiguous (:func:`_unambiguous_end`)."""
+    m = int(min(8, n // 3))
+    if m < 2:
+        raise ModelError(f"prompt.seq_len {n} is too short for a repeated segment (need >= 6)")
+    for _ in range(1000):
+        toks = repeated_segment_tokens(rng, 1, n, vocab)[0]
+        s = int(rng.integers(0, n - 2 * m + 1))
+        toks[n - m:] = toks[s:s + m]
+        if _unambiguous_end(toks) and induction_positions(toks)[-1]:
+            return toks
+    raise ModelError(
+        f"could not draw a prompt of {n} tokens whose last token has a single earlier occurrence "
+        f"(vocabulary {vocab} too small?); use prompt.kind: tokens"
+    )

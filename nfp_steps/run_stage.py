@@ -59,6 +59,17 @@ class Reporter:
     def error(self, message: str) -> None:
         self._emit(f"Error: {message}", sys.stderr)
 
+    def internal_error(self, exc: BaseException) -> None:
+        """A bug, not bad input: one line on stderr, the traceback in the log (if any)."""
+        import traceback
+
+        where = f"; traceback in {self.log.name}" if self.log is not None else ""
+        print(f"Error: internal error in stage {self.prefix} ({type(exc).__name__}: {exc}){where}"
+              " - please report it", file=sys.stderr, flush=True)
+        if self.log is not None:
+            traceback.print_exception(exc, file=self.log)
+            self.log.flush()
+
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
@@ -197,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             report.error("interrupted")
             return 130
+        except Exception as exc:
+            if os.environ.get("NFP_TRACEBACK"):
+                raise
+            report.internal_error(exc)
+            return 1
         timing = manifest["timing"]
         total = sum(v for v in timing.values() if isinstance(v, int | float))
         report.step(f"done ({len(manifest['arrays'])} arrays, {total:.2f}s)")

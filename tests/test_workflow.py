@@ -249,6 +249,20 @@ def test_full_run_writes_every_output(finished_run):
             assert (work / "logs" / model / f"{name}.log").is_file()
 
 
+def test_tables_hold_plain_numbers(finished_run):
+    """Every .tsv has a header and rows of the same width; numeric cells parse as floats."""
+    out = finished_run / "results" / "nfp-toy"
+    for name in ("ranking.tsv", "heads.tsv", "layers.tsv", "verify.tsv"):
+        header, *rows = (out / name).read_text().splitlines()
+        cols = header.split("\t")
+        assert rows, name
+        for row in rows:
+            cells = dict(zip(cols, row.split("\t"), strict=True))
+            for col, cell in cells.items():
+                if col != "control":
+                    float(cell)  # raises on e.g. "np.float64(1.0)"
+
+
 def test_second_run_has_nothing_to_do(finished_run):
     assert planned_jobs(finished_run) == {}
 
@@ -294,3 +308,63 @@ def test_weights_edit_reruns_everything(finished_run):
 
 def test_undone_edits_leave_everything_up_to_date(finished_run):
     assert planned_jobs(finished_run) == {}
+
+
+# ---- each stage's code digest covers all the code it runs -------------------------------------
+PKG = REPO / "nfp_steps"
+
+
+def _imported_modules(nodes) -> set[str]:
+    """nfp_steps modules (as 'a/b' paths) imported anywhere inside the given AST nodes."""
+    import ast
+
+    out: set[str] = set()
+    for node in nodes:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
+                if sub.module == "nfp_steps":
+                    out.update(a.name for a in sub.names if (PKG / f"{a.name}.py").exists())
+                elif sub.module.startswith("nfp_steps."):
+                    out.add(sub.module.removeprefix("nfp_steps.").replace(".", "/"))
+            elif isinstance(sub, ast.Import):
+                out.update(a.name.removeprefix("nfp_steps.").replace(".", "/")
+                           for a in sub.names if a.name.startswith("nfp_steps."))
+    return {m for m in out if (PKG / f"{m}.py").exists() or (PKG / m).is_dir()}
+
+
+def _stage_closure(func: str) -> set[str]:
+    """Modules a stage function can run: its own module's top-level imports, the imports in the
+    function and in the same-module helpers it calls, then every import of those modules."""
+    import ast
+
+    mod, name = func.split(":")
+    tree = ast.parse((PKG / f"{mod}.py").read_text())
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    seen_defs, todo = set(), [name]
+    while todo:
+        fn = todo.pop()
+        if fn in seen_defs:
+            continue
+        seen_defs.add(fn)
+        for sub in ast.walk(defs[fn]):
+            if isinstance(sub, ast.Name) and sub.id in defs:
+                todo.append(sub.id)
+    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    mods = {mod} | _imported_modules(top) | _imported_modules(defs[f] for f in seen_defs)
+    todo = list(mods - {mod})  # the function's own module: only the parts it runs (above)
+    while todo:
+        m = todo.pop()
+        path = PKG / f"{m}.py"
+        if not path.exists():
+            continue
+        for dep in _imported_modules([ast.parse(path.read_text())]) - mods - {mod}:
+            mods.add(dep)
+            todo.append(dep)
+    return mods
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_code_digest_covers_every_module_it_runs(name):
+    stage = STAGES[name]
+    missing = _stage_closure(stage.func) - set(stage.modules) - {"__init__"}
+    assert not missing, f"stage {name}: add {sorted(missing)} to its modules in stage_specs.py"

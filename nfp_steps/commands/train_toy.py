@@ -19,6 +19,8 @@ _HELP = {
     "vocab": "vocabulary size",
     "seq_len": "training sequence length = context length n_positions",
     "batch": "sequences per step",
+    "qk_init_std": "standard deviation of the initial W_Q and W_K (larger than GPT-2's 0.02 "
+                   "to leave the uniform-attention plateau)",
     "lr": "phase-1 AdamW learning rate",
     "mlp_lr": "phase-2 AdamW learning rate",
     "weight_decay": "AdamW weight decay",

@@ -23,11 +23,13 @@ wte/wpe (from ``.nfpt``) or with placeholder sections cannot be written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -317,11 +319,18 @@ def _check_hf_writable(w: GPT2Weights) -> None:
                          f"num_heads * head_dim, got {w.d_model} != {w.n_heads}*{w.d_head}")
 
 
-def write_hf_folder(w: GPT2Weights, path: str | os.PathLike, dtype: str = "float64") -> None:
+def write_hf_folder(
+    w: GPT2Weights,
+    path: str | os.PathLike,
+    dtype: str = "float64",
+    extra_files: Callable[[str], dict[str, str]] | None = None,
+) -> None:
     """Write ``config.json`` + ``model.safetensors`` into ``path`` (temp folder + rename).
 
     ``dtype="float32"`` is accepted only when every value is exactly a float32. An existing
     ``path`` is replaced only if it is a Hugging Face folder (has ``config.json``).
+    ``extra_files`` maps the sha256 of the written model.safetensors to more text files
+    (name -> content) that go into the same folder before it is moved into place.
     """
     from safetensors.numpy import save_file
 
@@ -350,6 +359,12 @@ def write_hf_folder(w: GPT2Weights, path: str | os.PathLike, dtype: str = "float
         with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
             json.dump(hf_config(w, tied, dtype), f, indent=2)
             f.write("\n")
+        if extra_files is not None:
+            with open(os.path.join(tmp, "model.safetensors"), "rb") as f:
+                sha = hashlib.file_digest(f, "sha256").hexdigest()
+            for name, text in extra_files(sha).items():
+                with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+                    f.write(text)
         replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
