@@ -37,7 +37,7 @@ def make_prompt(cfg: dict, w: GPT2Weights) -> np.ndarray | None:
     if kind == "periodic":
         return periodic_tokens(rng, 1, n, vocab, period=int(p["period"]))[0]
     if kind == "repeated_segments":
-        return _repeated_segments_prompt(rng, n, vocab)
+        return repeated_segments_prompt(rng, n, vocab)
     raise ModelError(f"prompt.kind {kind!r} is not one of repeated_segments, periodic, tokens")
 
 
@@ -48,15 +48,17 @@ def _unambiguous_end(toks: np.ndarray) -> bool:
     return earlier.size == 1 and earlier[0] <= toks.size - 3 and toks[earlier[0] + 1] != last
 
 
-def _repeated_segments_prompt(rng: np.random.Generator, n: int, vocab: int) -> np.ndarray:
+def repeated_segments_prompt(rng: np.random.Generator, n: int, vocab: int) -> np.ndarray:
     """Random tokens with repeated segments (:func:`repeated_segment_tokens`), the last
     m = min(8, n // 3) tokens a copy of an earlier segment, redrawn (deterministically, from
     ``rng``) until the end is unambiguous (:func:`_unambiguous_end`)."""
     m = int(min(8, n // 3))
     if m < 2:
-        raise ModelError(f"prompt.seq_len {n} is too short for a repeated segment (need >= 6)")
+        raise ModelError(f"a prompt of {n} tokens is too short to end in a repeated segment "
+                         "(need >= 6)")
     for _ in range(1000):
-        toks = repeated_segment_tokens(rng, 1, n, vocab)[0]
+        # sequences shorter than two minimal segments get only the final copy
+        toks = repeated_segment_tokens(rng, 1, n, vocab, copies=None if n >= 8 else 0)[0]
         s = int(rng.integers(0, n - 2 * m + 1))
         toks[n - m:] = toks[s:s + m]
         if _unambiguous_end(toks) and induction_positions(toks)[-1]:

@@ -49,3 +49,20 @@ def test_tiny_vocabulary_is_a_clear_error():
     w = random_weights(0, L=1, H=1, d=2, dh=2, dff=2, V=2, n=None, n_ctx=64)
     with pytest.raises(ModelError, match="single earlier occurrence"):
         make_prompt(_cfg(), w)
+
+
+@pytest.mark.parametrize("n", [6, 7, 8, 9, 200])
+def test_short_and_long_prompts_end_unambiguously(n):
+    from nfp_steps.prompt import repeated_segments_prompt
+
+    toks = repeated_segments_prompt(np.random.default_rng(n), n, 1000)
+    assert toks.shape == (n,)
+    assert target_from_history(toks, 1000).correct != toks[-1]
+    assert np.flatnonzero(toks[:-1] == toks[-1]).size == 1
+
+
+def test_too_short_prompt_is_a_clear_error():
+    from nfp_steps.prompt import repeated_segments_prompt
+
+    with pytest.raises(ModelError, match="a prompt of 5 tokens is too short"):
+        repeated_segments_prompt(np.random.default_rng(0), 5, 100)

@@ -3,7 +3,9 @@
 The ``.nfpt`` formats store one baked prompt (``EMBEDDINGS = wte[tokens] + wpe``) instead of the
 embedding tables, as the original's exporter did. Converting an HF folder (or a store made from
 one) to ``.nfpt`` therefore needs the prompt: ``--tokens "1 2 3"`` or ``--seq-len N [--seed S]``
-for N random token ids drawn uniformly from the vocabulary with ``numpy.random.default_rng(S)``.
+for the main job's default prompt kind (:func:`nfp_steps.prompt.repeated_segments_prompt`: random
+tokens with repeated segments, ending in a copy whose last token occurred once before, so the
+``induction`` command can derive its target) drawn with ``numpy.random.default_rng(S)``.
 Outputs are written to a temporary path and renamed, so a failed export leaves nothing behind.
 """
 
@@ -37,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="HF output tensor dtype (default float64; float32 only if exact)")
     p.add_argument("--tokens", help='prompt token ids to bake into .nfpt output, e.g. "1 2 3"')
     p.add_argument("--seq-len", "--seqLen", dest="seq_len", type=int,
-                   help="bake N random token ids instead of --tokens")
+                   help="bake N tokens of the default prompt kind (random tokens with repeated "
+                        "segments) instead of --tokens")
     p.add_argument("--seed", type=int, default=0, help="seed of the --seq-len tokens (default 0)")
     p.set_defaults(func=run)
 
@@ -78,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
         if args.tokens is not None:
             toks = parse_tokens(args.tokens)
         else:
-            toks = np.random.default_rng(args.seed).integers(0, w.vocab_size, args.seq_len)
+            from nfp_steps.prompt import repeated_segments_prompt
+
+            toks = repeated_segments_prompt(np.random.default_rng(args.seed), args.seq_len,
+                                            w.vocab_size)
         w = bake_prompt(w, toks)
     elif prompt_given:
         raise UsageError(f"{args.src} has no wte/wpe tables to embed new tokens (its prompt is "
