@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Stage:
     """One stage of the DAG.
 
-    ``func`` is ``"module:function"`` inside ``nfp_steps``; it is called as
+    ``func`` is ``"module:function"`` inside ``nfp_steps`` (``stages.<name>:run``); it is called as
     ``func(inputs: dict[str, xr.Dataset], cfg: dict, model: str) -> StageResult`` where ``inputs``
     maps each upstream stage name to its store and ``cfg`` holds the stage's config slice (the
     workflow passes only that, so reading another key fails loudly instead of missing reruns).
@@ -30,7 +30,10 @@ class Stage:
     files: tuple[str, ...] = ()
 
 
-_CORE = ("model", "stage_specs", "storage", "run_stage", "config")
+# Modules every stage runs: the runner, storage, config, and stages/common (which reads the weights
+# store through io/zarr_store, which uses io/hf's directory replacement).
+_CORE = ("model", "stage_specs", "storage", "run_stage", "config", "stages/common",
+         "io/zarr_store", "io/hf")
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -39,84 +42,86 @@ STAGES: dict[str, Stage] = {
             "export",
             (),
             ("models.{model}",),
-            (*_CORE, "io/hf", "io/nfpt_text", "io/decimal_text", "io/nfpt_binary",
-             "io/zarr_store", "io/loader", "pipeline"),
-            "pipeline:stage_export",
+            (*_CORE, "io/nfpt_text", "io/decimal_text", "io/nfpt_binary", "io/loader",
+             "stages/export"),
+            "stages.export:run",
         ),
         Stage(
             "prompt",
             ("export",),
             ("prompt",),
-            (*_CORE, "prompt", "data", "io/zarr_store", "io/hf", "pipeline"),
-            "pipeline:stage_prompt",
+            (*_CORE, "prompt", "data", "stages/prompt"),
+            "stages.prompt:run",
         ),
         Stage(
             "forward",
             ("export", "prompt"),
             ("forward",),
-            (*_CORE, "forward", "io/zarr_store", "io/hf", "pipeline"),
-            "pipeline:stage_forward",
+            (*_CORE, "forward", "stages/forward"),
+            "stages.forward:run",
         ),
         Stage(
             "layernorm",
             ("export", "forward"),
             ("bounds.layernorm",),
-            (*_CORE, "rigor", "bounds", "io/zarr_store", "io/hf", "pipeline"),
-            "pipeline:stage_layernorm",
+            (*_CORE, "rigor", "bounds",
+             "stages/layernorm"),
+            "stages.layernorm:run",
         ),
         Stage(
             "heads",
             ("export", "forward", "layernorm"),
             ("bounds.heads",),
-            (*_CORE, "rigor", "bounds", "io/zarr_store", "io/hf", "pipeline"),
-            "pipeline:stage_heads",
+            (*_CORE, "rigor", "bounds", "stages/heads"),
+            "stages.heads:run",
             ("heads.tsv",),
         ),
         Stage(
             "layers",
             ("export", "forward", "layernorm", "heads"),
             ("bounds.layers",),
-            (*_CORE, "rigor", "bounds", "io/zarr_store", "io/hf", "pipeline"),
-            "pipeline:stage_layers",
+            (*_CORE, "rigor", "bounds", "stages/layers"),
+            "stages.layers:run",
             ("layers.tsv",),
         ),
         Stage(
             "scores",
             ("export", "prompt", "forward"),
             ("induction",),
-            (*_CORE, "scores", "io/zarr_store", "io/hf", "pipeline"),
-            "pipeline:stage_scores",
+            (*_CORE, "scores", "stages/scores"),
+            "stages.scores:run",
         ),
         Stage(
             "ranking",
             ("export", "prompt", "forward", "heads", "layers", "scores"),
             ("ranking",),
-            (*_CORE, "ranking", "bounds", "rigor", "pipeline"),
-            "pipeline:stage_ranking",
+            (*_CORE, "ranking", "bounds", "rigor", "stages/ranking"),
+            "stages.ranking:run",
             ("ranking.tsv", "induction.txt"),
         ),
         Stage(
             "verify",
             ("export", "prompt", "forward", "ranking"),
             ("verify",),
-            (*_CORE, "forward", "verify", "scores", "io/zarr_store", "io/hf", "pipeline"),
-            "pipeline:stage_verify",
+            (*_CORE, "forward", "verify", "scores",
+             "stages/verify"),
+            "stages.verify:run",
             ("verify.tsv",),
         ),
         Stage(
             "certificate",
             ("export", "layernorm", "heads", "layers"),
             ("certify",),
-            (*_CORE, "certificate", "rigor", "pipeline"),
-            "pipeline:stage_certificate",
+            (*_CORE, "certificate", "rigor", "stages/certificate"),
+            "stages.certificate:run",
             ("certificate.json", "certificate.txt"),
         ),
         Stage(
             "report",
             ("ranking", "layers", "heads", "verify", "certificate"),
             ("report",),
-            (*_CORE, "report", "ranking", "bounds", "rigor", "pipeline"),
-            "pipeline:stage_report",
+            (*_CORE, "report", "ranking", "bounds", "rigor", "stages/report"),
+            "stages.report:run",
             ("summary.txt",),
         ),
     )

@@ -78,7 +78,8 @@ def test_default_run_ranks_the_circuit_first(report, capsys):
     prints the same first pair."""
     from nfp_steps.cli import main
     from nfp_steps.config import load_config
-    from nfp_steps.pipeline import ranking_rows, run_in_memory
+    from nfp_steps.pipeline import run_in_memory
+    from nfp_steps.stages.ranking import ranking_rows
 
     cfg = load_config(MODEL.parents[1] / "config.yaml")
     assert cfg["prompt"]["kind"] == "repeated_segments"  # non-periodic, as the test data

@@ -338,6 +338,7 @@ def _stage_closure(func: str) -> set[str]:
     import ast
 
     mod, name = func.split(":")
+    mod = mod.replace(".", "/")
     tree = ast.parse((PKG / f"{mod}.py").read_text())
     defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     seen_defs, todo = set(), [name]

@@ -75,9 +75,10 @@ def _config(args) -> dict:
 def run(args) -> int:
     import json
 
-    from nfp_steps.pipeline import ranking_rows, run_in_memory
+    from nfp_steps.pipeline import run_in_memory
     from nfp_steps.ranking import fmt, induction_report
     from nfp_steps.scores import TargetError
+    from nfp_steps.stages.ranking import ranking_rows
 
     if not Path(args.model).exists():
         raise FileNotFoundError(f"model not found: {args.model}")
@@ -128,7 +129,7 @@ def run(args) -> int:
 
 def run_in_memory_scores(cfg: dict, res: dict) -> dict:
     """The scores stage on the already computed upstream results."""
-    from nfp_steps.pipeline import stage_scores
+    from nfp_steps.stages.scores import run as stage_scores
 
     inputs = {k: v.dataset for k, v in res.items()}
     return {"scores": stage_scores(inputs, cfg, "cli")}

@@ -1,0 +1,37 @@
+"""Stage "layernorm": rigorous LayerNorm Jacobian bounds per row, per layer, and global."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from nfp_steps.stage_specs import StageResult
+from nfp_steps.stages.common import Inputs, weights
+
+
+def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+    from nfp_steps import bounds as B
+
+    w = weights(inputs)
+    fw = inputs["forward"]
+    x, y = fw["x"].values[:-1], fw["y"].values
+    eps = w.eps
+    ln1_rows = np.stack([B.layernorm_row_ub(x[i], w.ln1_g[i], eps) for i in range(w.n_layers)])
+    ln2_rows = np.stack([B.layernorm_row_ub(y[i], w.ln2_g[i], eps) for i in range(w.n_layers)])
+    ln1_glob = np.array([B.layernorm_global_ub(w.ln1_g[i], eps) for i in range(w.n_layers)])
+    ln2_glob = np.array([B.layernorm_global_ub(w.ln2_g[i], eps) for i in range(w.n_layers)])
+    local = cfg["bounds"]["layernorm"]["mode"] == "local"
+    ds = xr.Dataset({
+        "ln1_var_lb": (("layer", "pos"), np.stack([B.variance_lb(r) for r in x])),
+        "ln2_var_lb": (("layer", "pos"), np.stack([B.variance_lb(r) for r in y])),
+        "ln1_row_ub": (("layer", "pos"), ln1_rows),
+        "ln2_row_ub": (("layer", "pos"), ln2_rows),
+        "ln1_local_ub": ("layer", ln1_rows.max(axis=1)),
+        "ln2_local_ub": ("layer", ln2_rows.max(axis=1)),
+        "ln1_global_ub": ("layer", ln1_glob),
+        "ln2_global_ub": ("layer", ln2_glob),
+        "ln1_ub": ("layer", ln1_rows.max(axis=1) if local else ln1_glob),
+        "ln2_ub": ("layer", ln2_rows.max(axis=1) if local else ln2_glob),
+    })
+    ds.attrs["mode"] = cfg["bounds"]["layernorm"]["mode"]
+    return StageResult(ds, {})

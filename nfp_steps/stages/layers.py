@@ -1,0 +1,49 @@
+"""Stage "layers": rigorous per-layer constants a_l, m_l, C_l and their prefix/suffix products."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from nfp_steps.stage_specs import StageResult
+from nfp_steps.stages.common import Inputs, weights
+
+
+def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+    from nfp_steps import bounds as B
+    from nfp_steps import rigor as R
+
+    w = weights(inputs)
+    ln, hd = inputs["layernorm"], inputs["heads"]
+    L = w.n_layers
+    a = np.zeros(L)
+    m = np.zeros(L)
+    c = np.zeros(L)
+    win = np.zeros(L)
+    wout = np.zeros(L)
+    for i in range(L):
+        heads_sum = float(R.sum_nonneg_ub(R.add_up(hd["value_ub"].values[i],
+                                                   hd["pattern_ub"].values[i])))
+        a[i] = float(R.mul_up(float(ln["ln1_ub"].values[i]), heads_sum))
+        win[i] = B.opnorm_ub(w.W_in[i])
+        wout[i] = B.opnorm_ub(w.W_out[i])
+        m[i] = float(R.mul_up(R.mul_up(float(ln["ln2_ub"].values[i]), win[i]),
+                              R.mul_up(B.GELU_DERIV_SUP, wout[i])))
+        c[i] = B.layer_constant(a[i], m[i])
+    prefix = np.ones(L + 1)
+    for i in range(L):
+        prefix[i + 1] = float(R.mul_up(prefix[i], R.add_up(1.0, c[i])))
+    suffix = np.ones(L + 1)
+    for i in range(L - 1, -1, -1):
+        suffix[i] = float(R.mul_up(suffix[i + 1], R.add_up(1.0, c[i])))
+    ds = xr.Dataset({
+        "attn_ub": ("layer", a), "mlp_ub": ("layer", m), "C_ub": ("layer", c),
+        "W_in_ub": ("layer", win), "W_out_ub": ("layer", wout),
+        "prefix_ub": ("layer_io", prefix), "suffix_ub": ("layer_io", suffix),
+    })
+    ds.attrs["gelu_deriv_sup"] = B.GELU_DERIV_SUP
+    lines = ["layer\tattn_ub\tmlp_ub\tC_ub"]
+    for i in range(L):
+        # Certified lower bounds on ‖J_l − I‖ and the adaptive tiers come with issue 4.
+        lines.append(f"{i}\t{float(a[i])!r}\t{float(m[i])!r}\t{float(c[i])!r}")
+    return StageResult(ds, {"layers.tsv": "\n".join(lines) + "\n"})

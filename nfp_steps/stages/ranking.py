@@ -1,0 +1,39 @@
+"""Stage "ranking": candidate head pairs ranked; ranking.tsv and the original's induction.txt."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+from nfp_steps.stage_specs import StageResult
+from nfp_steps.stages.common import Inputs
+
+
+def ranking_rows(inputs: Inputs, cfg: dict) -> list[dict]:
+    from nfp_steps.ranking import rank_pairs
+
+    sc, hd, rk = inputs["scores"], inputs["heads"], cfg["ranking"]
+    return rank_pairs(
+        sc["prevTok"].values, sc["indScore"].values, sc["kComp"].values, sc["kCompRaw"].values,
+        sc["delta"].values, sc["effect"].values, hd["eps_ub"].values, sc["x_frob"].values,
+        sc["z_frob"].values, min_prev_tok=rk["min_prev_tok"], min_ind_score=rk["min_ind_score"],
+        threshold=rk["threshold"],
+    )
+
+
+def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+    from nfp_steps.ranking import COLUMNS, induction_report, to_tsv
+
+    rows = ranking_rows(inputs, cfg)
+    sc = inputs["scores"]
+    ds = xr.Dataset({
+        c: ("pair", np.array([r[c] for r in rows],
+                             dtype=np.int64 if c in ("rank", "l1", "h1", "l2", "h2") else float))
+        for c in COLUMNS
+    })
+    text = induction_report(rows, sc.attrs["target_description"], cfg["ranking"]["threshold"],
+                            cfg["ranking"]["top"], verbose=True,
+                            warnings=json.loads(sc.attrs["warnings"]))
+    return StageResult(ds, {"ranking.tsv": to_tsv(rows), "induction.txt": text})
