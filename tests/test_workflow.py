@@ -369,3 +369,26 @@ def test_stage_code_digest_covers_every_module_it_runs(name):
     stage = STAGES[name]
     missing = _stage_closure(stage.func) - set(stage.modules) - {"__init__"}
     assert not missing, f"stage {name}: add {sorted(missing)} to its modules in stage_specs.py"
+
+
+@pytest.mark.parametrize("module, changed", [
+    ("stages/ranking", {"ranking"}),
+    ("ranking", {"ranking", "report"}),
+    ("bounds", {"layernorm", "heads", "layers", "ranking", "report"}),
+    ("storage", set(STAGES)),
+])
+def test_editing_a_module_changes_the_code_digest_of_exactly_its_stages(
+    tmp_path, monkeypatch, module, changed
+):
+    """Snakemake reruns a stage whose code digest param changed (and, through its outputs, what
+    depends on it): editing one module must change the digests of the stages running it only."""
+    from nfp_steps import config as C
+
+    pkg = tmp_path / "nfp_steps"
+    shutil.copytree(PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(C, "PACKAGE_DIR", pkg)
+    before = {n: C.code_digest(s.modules) for n, s in STAGES.items()}
+    path = pkg / f"{module}.py"
+    path.write_text(path.read_text() + "\n# edited\n")
+    after = {n: C.code_digest(s.modules) for n, s in STAGES.items()}
+    assert {n for n in STAGES if before[n] != after[n]} == changed
