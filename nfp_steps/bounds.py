@@ -183,16 +183,27 @@ def head_bounds(
     bk: np.ndarray,
     wv: np.ndarray,
     wo: np.ndarray,
-    softmax_ub: float = 0.5,
+    softmax: str = "rows",
 ) -> dict[str, float]:
     """Bounds on one head's Jacobian at its input Z (DESIGN §6, "Head (l,h)").
 
     value term δZ ↦ A δZ W_VO has norm ‖A‖₂‖W_VO‖₂ exactly; pattern term ub is the simple valid
     form (s/√dh)(2‖Z‖₂‖W_QK‖₂ + √n‖W_K b_Qᵀ‖₂)‖Z‖₂‖W_VO‖₂ (b_K, b_V drop out: J(p)1 = 0).
     """
+    from nfp_steps.softmax_bounds import CANDIDATES, row_bounds
+
+    if softmax not in ("rows", "half"):
+        raise ValueError(f"softmax bound must be 'rows' or 'half', got {softmax!r}")
     n, dh = z.shape[0], wq.shape[1]
     a, lo, hi = attention_enclosure(z, wq, bq, wk, bk)
     a_lb, a_ub = attention_opnorm(a, lo, hi)
+    mask = np.triu(np.ones((n, n), dtype=bool), 1)
+    rows = row_bounds(lo, hi, mask)
+    soft = {f"softmax_{k}": float(np.max(rows[k])) for k in CANDIDATES}
+    # rows whose logit errors were too large for an enclosure (lo = 0, hi = 1: only ½ holds)
+    soft["softmax_fallback_rows"] = float(np.count_nonzero(
+        np.all(lo == 0.0, axis=-1) & (np.max(hi, axis=-1) >= 1.0)))
+    softmax_ub = soft["softmax_half"] if softmax == "half" else float(np.max(rows["used"]))
     qk = product_opnorm_candidates(wq, wk.T)
     vo = product_opnorm_candidates(wv, wo)
     vo_lb = chain_norm_lb([(wv, None), (wo, None)], lowrank_top_vector(wv, wo))
@@ -221,6 +232,7 @@ def head_bounds(
         "vo_ub": vo["used"],
         "vo_lb": vo_lb,
         "z_norm_ub": z_norm["used"],
+        **soft,
         "softmax_ub": softmax_ub,
         "value_ub": value_ub,
         "value_lb": value_lb,

@@ -128,8 +128,48 @@ def head_fn(wq, bq, wk, bk, wv, bv, wo):
     return f
 
 
+def softmax_jacobians(z, wq, bq, wk, bk) -> np.ndarray:
+    """J(p_q) = diag(p_q) − p_q p_qᵀ per query (n, n, n), each entry computed at 200 bits from
+    the float64 logits and rounded once, so tiny entries of nearly one-hot rows stay accurate."""
+    import mpmath
+
+    n, dh = z.shape[0], wq.shape[1]
+    s = ((z @ wq + bq) @ (z @ wk + bk).T) / math.sqrt(dh)
+    out = np.zeros((n, n, n))
+    with mpmath.workprec(200):
+        for q in range(n):
+            row = [mpmath.mpf(float(v)) for v in s[q, : q + 1]]
+            m = max(row)
+            e = [mpmath.exp(v - m) for v in row]
+            tot = mpmath.fsum(e)
+            p = [v / tot for v in e]
+            for i in range(q + 1):
+                for j in range(q + 1):
+                    out[q, i, j] = float((p[i] if i == j else 0) - p[i] * p[j])
+    return out
+
+
+def pattern_term_matrix(z, wq, bq, wk, bk, wv, bv, wo) -> np.ndarray:
+    """The pattern term's Jacobian (n·d × n·d, row-major vec) assembled from J(p_q):
+    d out_q = Σ_j (J_q VO)_j dS_qj with dS_qj = (dZ_q·W_Q k_j + dZ_j·W_K q_q)/√dh."""
+    n, d = z.shape
+    dh = wq.shape[1]
+    J = softmax_jacobians(z, wq, bq, wk, bk)
+    q, k = z @ wq + bq, z @ wk + bk
+    vo = (z @ wv + bv) @ wo
+    P = np.zeros((n, d, n, d))
+    for qi in range(n):
+        c = J[qi] @ vo  # c[j] = Σ_k J_q[k, j] VO_k  (J symmetric)
+        for j in range(qi + 1):
+            P[qi, :, qi, :] += np.outer(c[j], wq @ k[j]) / math.sqrt(dh)
+            P[qi, :, j, :] += np.outer(c[j], wk @ q[qi]) / math.sqrt(dh)
+    return P.reshape(n * d, n * d)
+
+
 def true_head_norms(z, wq, bq, wk, bk, wv, bv, wo):
-    """(‖value term‖₂, ‖pattern term‖₂, ‖A‖₂) from the dense autograd Jacobian."""
+    """(‖value term‖₂, ‖pattern term‖₂, ‖A‖₂): value term and A from the float64 pattern, the
+    pattern term assembled from accurate softmax Jacobians (a float64 difference jac − value
+    would be rounding noise for nearly one-hot rows); cross-checked against autograd."""
     f = head_fn(wq, bq, wk, bk, wv, bv, wo)
     zt = torch.tensor(z, dtype=torch.float64)
     n, d = z.shape
@@ -141,7 +181,9 @@ def true_head_norms(z, wq, bq, wk, bk, wv, bv, wo):
         s = s.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool), 1), -math.inf)
         a = torch.softmax(s, -1).numpy()
     value = np.kron(a, (wv @ wo).T)  # d vec(A Z W) = (A ⊗ Wᵀ) vec(dZ), row-major vec
-    return spec(value), spec(jac - value), spec(a)
+    pattern = pattern_term_matrix(z, wq, bq, wk, bk, wv, bv, wo)
+    assert np.abs(jac - value - pattern).max() <= 1e-9 * max(1.0, np.abs(jac).max())
+    return spec(value), spec(pattern), spec(a)
 
 
 CASES = {
@@ -167,6 +209,9 @@ def test_head_bounds_bracket_the_autograd_jacobian(case, seed):
     bq, bk, bv = (rng.standard_normal(dh) * c["bias"] for _ in range(3))
     value, pattern, a_norm = true_head_norms(z, wq, bq, wk, bk, wv, bv, wo)
     hb = B.head_bounds(z, wq, bq, wk, bk, wv, wo)
+    half = B.head_bounds(z, wq, bq, wk, bk, wv, wo, softmax="half")
+    assert pattern <= half["pattern_ub"] and half["softmax_ub"] == 0.5
+    assert hb["softmax_ub"] <= 0.5 and hb["pattern_ub"] <= half["pattern_ub"]
     assert hb["attn_norm_lb"] <= a_norm <= hb["attn_norm_ub"]
     assert hb["value_lb"] <= value <= hb["value_ub"]
     assert pattern <= hb["pattern_ub"]

@@ -22,7 +22,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
         for h in range(w.n_heads):
             hb = B.head_bounds(
                 z1[layer], w.W_Q[layer, h], w.b_Q[layer, h], w.W_K[layer, h], w.b_K[layer, h],
-                w.W_V[layer, h], w.W_O[layer, h],
+                w.W_V[layer, h], w.W_O[layer, h], softmax=cfg["bounds"]["heads"]["softmax"],
             )
             for k, v in hb.items():
                 res.setdefault(k, np.zeros((w.n_layers, w.n_heads)))[layer, h] = v
