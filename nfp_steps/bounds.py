@@ -120,6 +120,31 @@ def layernorm_row_ub(x: np.ndarray, gamma: np.ndarray, eps: float) -> np.ndarray
     return R.div_up(gmax, den)
 
 
+def layernorm_row_pi(x: np.ndarray, gamma: np.ndarray, eps: float, iters: int = 40) -> np.ndarray:
+    """Per row: power-iteration estimate of ‖J_LN(x_row)‖₂ (HEURISTIC diagnostic, not a bound).
+
+    Matrix-free: J u = γ ⊙ (u − mean(u) − v (v·u)/d)/σ with σ = √(var + eps), v = (x − μ)/σ,
+    and Jᵀ w = (P (γ ⊙ w))/σ (P symmetric); iterates JᵀJ from a fixed start, vectorised over rows.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    d = x.shape[-1]
+    mu = x.mean(axis=-1, keepdims=True)
+    sig = np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + eps)
+    v = (x - mu) / sig
+
+    def proj(u):
+        return u - u.mean(axis=-1, keepdims=True) - v * (v * u).sum(axis=-1, keepdims=True) / d
+
+    u = np.broadcast_to(np.cos(np.arange(d) * 0.7 + 0.3), x.shape).copy()
+    est = np.zeros(x.shape[:-1])
+    for _ in range(iters):
+        u /= np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-300)
+        ju = gamma * proj(u) / sig
+        est = np.linalg.norm(ju, axis=-1)
+        u = proj(gamma * ju) / sig
+    return est
+
+
 def layernorm_global_ub(gamma: np.ndarray, eps: float) -> float:
     """Input-free ub max|γ|/√eps, valid for every input row."""
     return float(R.div_up(float(np.max(np.abs(gamma))), R.sqrt_down(eps)))
