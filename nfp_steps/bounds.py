@@ -191,6 +191,28 @@ def attention_enclosure(
     return a, lo, hi
 
 
+def product_ub(a: np.ndarray, a_rad: np.ndarray | None, b: np.ndarray) -> float:
+    """Upper bound on ‖A* B‖₂ for an exact B and A* within ``a`` ± ``a_rad``: the smaller of the
+    dense product (with its rounding radius) and the factor bound ‖A*‖₂‖B‖₂."""
+    c, rc = R.matmul_radius(a, b)
+    if a_rad is not None:
+        rc = R.clean_ub(R.up((rc + a_rad @ np.abs(b)) * (1.0 + 4.0 * R.gamma(b.shape[0] + 2))))
+    factor = float(R.mul_up(opnorm_ub(a, a_rad), opnorm_ub(b)))
+    return min(opnorm_ub(c, rc), factor)
+
+
+def centred(m: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``m`` minus their (computed) mean ĉ, with a radius for the exact M* − 1ĉᵀ.
+
+    ĉ is just some float vector: softmax Jacobian rows sum to zero, so subtracting any 1ĉᵀ from
+    keys or values leaves the pattern term unchanged; only the subtraction's rounding and the
+    radius of M* count.
+    """
+    c = m.mean(axis=0, keepdims=True)
+    out = m - c
+    return out, R.clean_ub(R.up(rad + R.up(R.U * np.abs(out) * (1.0 + 2.0 * R.U))))
+
+
 def attention_opnorm(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
     """(lb, ub) on ‖A*‖₂ for the exact row-stochastic A* in [lo, hi]."""
     one = float(np.max(R.sum_nonneg_ub(hi, axis=0)))  # max column sum
@@ -238,8 +260,19 @@ def head_bounds(
     bq_ub = R.vec_norm_ub(bq_vec, bq_rad)
     inner = R.add_up(R.mul_up(2.0, R.mul_up(z_norm["used"], qk["used"])),
                      R.mul_up(R.sqrt_up(float(n)), bq_ub))
-    pattern_ub = R.mul_up(R.div_up(softmax_ub, R.sqrt_down(float(dh))),
-                          R.mul_up(inner, R.mul_up(z_norm["used"], vo["used"])))
+    scale = R.div_up(softmax_ub, R.sqrt_down(float(dh)))
+    pattern_simple = float(R.mul_up(scale, R.mul_up(inner, R.mul_up(z_norm["used"], vo["used"]))))
+    # centred form (DESIGN §6): (s/√dh)(‖W_Q K_cᵀ‖ + ‖Q W_Kᵀ‖)‖V_c W_O‖; b_K and b_V cancel
+    q, rq = affine_radius(z, wq, bq)
+    k, rk = affine_radius(z, wk, np.zeros(dh))
+    v, rv = affine_radius(z, wv, np.zeros(wv.shape[1]))
+    kc, rkc = centred(k, rk)
+    vc, rvc = centred(v, rv)
+    t_qk = product_ub(kc, rkc, wq.T)  # ‖K_c W_Qᵀ‖ = ‖W_Q K_cᵀ‖
+    t_kq = product_ub(q, rq, wk.T)  # ‖Q W_Kᵀ‖
+    t_vo = product_ub(vc, rvc, wo)  # ‖V_c W_O‖
+    pattern_centred = float(R.mul_up(scale, R.mul_up(R.add_up(t_qk, t_kq), t_vo)))
+    pattern_ub = min(pattern_simple, pattern_centred)
     value_ub = float(R.mul_up(a_ub, vo["used"]))
     value_lb = float(R.mul_down(a_lb, vo_lb))
     eps_ub = float(R.div_up(pattern_ub, value_lb)) if value_lb > 0 else R.INF
@@ -261,6 +294,11 @@ def head_bounds(
         "softmax_ub": softmax_ub,
         "value_ub": value_ub,
         "value_lb": value_lb,
+        "pattern_ub_simple": pattern_simple,
+        "pattern_ub_centred": pattern_centred,
+        "wq_kc_ub": t_qk,
+        "q_wk_ub": t_kq,
+        "vc_wo_ub": t_vo,
         "pattern_ub": float(pattern_ub),
         "eps_ub": eps_ub,
     }

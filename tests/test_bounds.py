@@ -219,6 +219,9 @@ def test_head_bounds_bracket_the_autograd_jacobian(case, seed):
     assert hb["attn_norm_lb"] <= a_norm <= hb["attn_norm_ub"]
     assert hb["value_lb"] <= value <= hb["value_ub"]
     assert pattern <= hb["pattern_ub"]
+    # both forms are valid on their own; the used one is the smaller
+    assert pattern <= hb["pattern_ub_centred"] and pattern <= hb["pattern_ub_simple"]
+    assert hb["pattern_ub"] == min(hb["pattern_ub_centred"], hb["pattern_ub_simple"])
     assert hb["vo_lb"] <= spec(wv @ wo) <= hb["vo_ub"]
     assert hb["qk_lb"] <= spec(wq @ wk.T) <= hb["qk_ub"]
     assert pattern / value <= hb["eps_ub"]
