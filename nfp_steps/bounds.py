@@ -151,24 +151,66 @@ def layernorm_global_ub(gamma: np.ndarray, eps: float) -> float:
 
 
 # ---- attention ------------------------------------------------------------------------------
-def affine_radius(z: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``fl(z @ w + b)`` and its error radius."""
+def affine_radius(
+    z: np.ndarray, w: np.ndarray, b: np.ndarray, z_rad: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``fl(z @ w + b)`` and a radius covering the exact Z* W + b for every Z* in z ± z_rad."""
     c, r = R.matmul_radius(z, w)
+    if z_rad is not None:
+        r = r + R.up(z_rad @ np.abs(w)) * (1.0 + 2.0 * R.gamma(w.shape[0] + 1))
     y = c + b
     return y, R.clean_ub(R.up((r + 2 * R.U * np.abs(y)) * (1 + 4 * R.U)))
 
 
+def layernorm_enclosure(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(z, radius): the float64 LayerNorm of the rows of x (as the forward pass computes it) and
+    a radius with |LN(x)_exact − z| ≤ radius, by interval arithmetic with outward rounding.
+
+    μ ∈ [s/d ∓ (γ_d Σ|x|/d + ulp)]; var ∈ [variance_lb, upper-rounded mean((x − μ̂)²)] (for any
+    c, mean((x − c)²) = var + (μ − c)² ≥ var); σ = √(var + eps); then (x − μ)/σ·γ + β elementwise.
+    """
+    from nfp_steps.forward import layer_norm
+
+    x = np.asarray(x, dtype=np.float64)
+    d = x.shape[-1]
+    z = layer_norm(x, gamma, beta, eps)
+    s = x.sum(axis=-1, keepdims=True)
+    e_s = R.up(R.sum_nonneg_ub(np.abs(x), axis=-1)[..., None] * R.gamma(d))
+    mu_lo = R.down(R.down(s - e_s) / d)
+    mu_hi = R.up(R.up(s + e_s) / d)
+    dev_ub = np.maximum(np.abs(R.up(x - mu_lo)), np.abs(R.down(x - mu_hi)))
+    var_ub = R.up(R.sumsq_ub(dev_ub, axis=-1)[..., None] / d)
+    var_lb = variance_lb(x)[..., None]
+    sig_lo = R.sqrt_down(R.down(var_lb + eps))
+    sig_hi = R.sqrt_up(R.up(var_ub + eps))
+    # t = (x − μ)/σ over the boxes μ ∈ [mu_lo, mu_hi], σ ∈ [sig_lo, sig_hi] (σ > 0)
+    num_lo, num_hi = R.down(x - mu_hi), R.up(x - mu_lo)
+    cands = [num_lo / sig_lo, num_lo / sig_hi, num_hi / sig_lo, num_hi / sig_hi]
+    t_lo = R.down(np.minimum.reduce(cands))
+    t_hi = R.up(np.maximum.reduce(cands))
+    g_lo = np.minimum(gamma * t_lo, gamma * t_hi)
+    g_hi = np.maximum(gamma * t_lo, gamma * t_hi)
+    z_lo = R.down(R.down(g_lo) + beta)
+    z_hi = R.up(R.up(g_hi) + beta)
+    rad = np.maximum(R.up(z_hi - z), R.up(z - z_lo))
+    return z, R.clean_ub(np.maximum(rad, 0.0))
+
+
 def attention_enclosure(
-    z: np.ndarray, wq: np.ndarray, bq: np.ndarray, wk: np.ndarray, bk: np.ndarray
+    z: np.ndarray, wq: np.ndarray, bq: np.ndarray, wk: np.ndarray, bk: np.ndarray,
+    z_rad: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(A, A_lo, A_hi): the float attention pattern and bounds on the exact softmax.
 
-    The exact pattern is softmax over k ≤ q of (Z W_Q + b_Q)(Z W_K + b_K)ᵀ/√dh at the stored Z.
-    Logit errors T_q per row give exp(±2T_q) factors; exp, sum and division add a relative c.
+    The exact pattern is softmax over k ≤ q of (Z W_Q + b_Q)(Z W_K + b_K)ᵀ/√dh at the exact Z*
+    (the stored Z, or any Z* within z ± z_rad). Logit errors T_q per row give exp(±2T_q)
+    factors; exp, sum and division add a relative c.
     """
     n, dh = z.shape[0], wq.shape[1]
-    q, rq = affine_radius(z, wq, bq)
-    k, rk = affine_radius(z, wk, bk)
+    q, rq = affine_radius(z, wq, bq, z_rad)
+    k, rk = affine_radius(z, wk, bk, z_rad)
     s_raw, rs = R.matmul_radius(q, k.T)
     prop = np.abs(q) @ rk.T + rq @ np.abs(k).T + rq @ rk.T
     sq = math.sqrt(dh)
@@ -231,8 +273,10 @@ def head_bounds(
     wv: np.ndarray,
     wo: np.ndarray,
     softmax: str = "rows",
+    z_rad: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Bounds on one head's Jacobian at its input Z (DESIGN §6, "Head (l,h)").
+    """Bounds on one head's Jacobian at its input Z* (DESIGN §6, "Head (l,h)"): the stored Z, or
+    every Z* within z ± z_rad (the exact LN1 output of the stored x; :func:`layernorm_enclosure`).
 
     value term δZ ↦ A δZ W_VO has norm ‖A‖₂‖W_VO‖₂ exactly; pattern term ub is the simple valid
     form (s/√dh)(2‖Z‖₂‖W_QK‖₂ + √n‖W_K b_Qᵀ‖₂)‖Z‖₂‖W_VO‖₂ (b_K, b_V drop out: J(p)1 = 0).
@@ -242,7 +286,7 @@ def head_bounds(
     if softmax not in ("rows", "half"):
         raise ValueError(f"softmax bound must be 'rows' or 'half', got {softmax!r}")
     n, dh = z.shape[0], wq.shape[1]
-    a, lo, hi = attention_enclosure(z, wq, bq, wk, bk)
+    a, lo, hi = attention_enclosure(z, wq, bq, wk, bk, z_rad)
     a_lb, a_ub = attention_opnorm(a, lo, hi)
     mask = np.triu(np.ones((n, n), dtype=bool), 1)
     rows = row_bounds(lo, hi, mask)
@@ -255,7 +299,7 @@ def head_bounds(
     vo = product_opnorm_candidates(wv, wo)
     vo_lb = chain_norm_lb([(wv, None), (wo, None)], lowrank_top_vector(wv, wo))
     qk_lb = chain_norm_lb([(wq, None), (wk.T, None)], lowrank_top_vector(wq, wk.T))
-    z_norm = opnorm_candidates(z)
+    z_norm = opnorm_candidates(z, z_rad)
     bq_vec, bq_rad = R.matmul_radius(wk, bq)
     bq_ub = R.vec_norm_ub(bq_vec, bq_rad)
     inner = R.add_up(R.mul_up(2.0, R.mul_up(z_norm["used"], qk["used"])),
@@ -263,9 +307,9 @@ def head_bounds(
     scale = R.div_up(softmax_ub, R.sqrt_down(float(dh)))
     pattern_simple = float(R.mul_up(scale, R.mul_up(inner, R.mul_up(z_norm["used"], vo["used"]))))
     # centred form (DESIGN §6): (s/√dh)(‖W_Q K_cᵀ‖ + ‖Q W_Kᵀ‖)‖V_c W_O‖; b_K and b_V cancel
-    q, rq = affine_radius(z, wq, bq)
-    k, rk = affine_radius(z, wk, np.zeros(dh))
-    v, rv = affine_radius(z, wv, np.zeros(wv.shape[1]))
+    q, rq = affine_radius(z, wq, bq, z_rad)
+    k, rk = affine_radius(z, wk, np.zeros(dh), z_rad)
+    v, rv = affine_radius(z, wv, np.zeros(wv.shape[1]), z_rad)
     kc, rkc = centred(k, rk)
     vc, rvc = centred(v, rv)
     t_qk = product_ub(kc, rkc, wq.T)  # ‖K_c W_Qᵀ‖ = ‖W_Q K_cᵀ‖

@@ -35,6 +35,9 @@ class Stage:
 _CORE = ("model", "stage_specs", "storage", "run_stage", "config", "stages/common",
          "io/zarr_store", "io/hf")
 
+# The rigorous-bounds modules (bounds imports the others).
+_BOUNDS = ("rigor", "bounds", "softmax_bounds", "forward")
+
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
@@ -64,7 +67,7 @@ STAGES: dict[str, Stage] = {
             "layernorm",
             ("export", "forward"),
             ("bounds.layernorm",),
-            (*_CORE, "rigor", "bounds",
+            (*_CORE, *_BOUNDS,
              "stages/layernorm"),
             "stages.layernorm:run",
         ),
@@ -72,7 +75,7 @@ STAGES: dict[str, Stage] = {
             "heads",
             ("export", "forward", "layernorm"),
             ("bounds.heads",),
-            (*_CORE, "rigor", "bounds", "stages/heads"),
+            (*_CORE, *_BOUNDS, "stages/heads"),
             "stages.heads:run",
             ("heads.tsv",),
         ),
@@ -80,7 +83,7 @@ STAGES: dict[str, Stage] = {
             "layers",
             ("export", "forward", "layernorm", "heads"),
             ("bounds.layers",),
-            (*_CORE, "rigor", "bounds", "stages/layers"),
+            (*_CORE, *_BOUNDS, "stages/layers"),
             "stages.layers:run",
             ("layers.tsv",),
         ),
@@ -95,7 +98,7 @@ STAGES: dict[str, Stage] = {
             "ranking",
             ("export", "prompt", "forward", "heads", "layers", "scores"),
             ("ranking",),
-            (*_CORE, "ranking", "bounds", "rigor", "stages/ranking"),
+            (*_CORE, *_BOUNDS, "ranking", "stages/ranking"),
             "stages.ranking:run",
             ("ranking.tsv", "induction.txt"),
         ),
@@ -120,7 +123,7 @@ STAGES: dict[str, Stage] = {
             "report",
             ("ranking", "layers", "heads", "verify", "certificate"),
             ("report",),
-            (*_CORE, "report", "ranking", "bounds", "rigor", "stages/report"),
+            (*_CORE, *_BOUNDS, "report", "ranking", "stages/report"),
             "stages.report:run",
             ("summary.txt",),
         ),

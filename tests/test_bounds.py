@@ -260,3 +260,57 @@ def test_pair_error_and_layer_constant_round_up(a, b):
         assert Fraction(v) >= exact
         assert v <= float(exact) * (1 + 1e-14) + 1e-300  # outward by a few ulps only
     assert Fraction(float(R.add_up(0.1, 0.2))) >= Fraction(0.1) + Fraction(0.2)
+
+
+@pytest.mark.parametrize("kind", ["random", "constant", "huge_offset", "tiny", "spiky"])
+def test_layernorm_enclosure_contains_the_exact_output(kind):
+    """|LN(x)_exact − z| ≤ radius, the exact value from rationals (exact mean) and mpmath."""
+    from fractions import Fraction
+
+    import mpmath
+
+    rng = np.random.default_rng(3)
+    d = 12
+    x = {
+        "random": rng.standard_normal((3, d)),
+        "constant": np.full((2, d), -7.5),
+        "huge_offset": 40000.0 + rng.standard_normal((3, d)) * 1e-3,
+        "tiny": 1e-200 * rng.standard_normal((2, d)),
+        "spiky": np.eye(d)[:2] * 1e6,
+    }[kind]
+    g, b = rng.standard_normal(d) * 2, rng.standard_normal(d)
+    eps = 1e-5
+    z, rad = B.layernorm_enclosure(x, g, b, eps)
+    assert np.isfinite(rad).all() and (rad >= 0).all()
+    with mpmath.workprec(300):
+        for i, row in enumerate(x):
+            fx = [Fraction(float(v)) for v in row]
+            mu = sum(fx) / d
+            var = sum((v - mu) ** 2 for v in fx) / d
+            sig = mpmath.sqrt(mpmath.mpf(var.numerator) / var.denominator + mpmath.mpf(eps))
+            for j in range(d):
+                c = mpmath.mpf((fx[j] - mu).numerator) / (fx[j] - mu).denominator
+                exact = c / sig * mpmath.mpf(float(g[j])) + mpmath.mpf(float(b[j]))
+                assert abs(exact - mpmath.mpf(float(z[i, j]))) <= mpmath.mpf(float(rad[i, j]))
+    # and tight: the mean's rounding (≈ d·u·|x|) over σ dominates for huge offsets
+    assert np.all(rad <= (1e-6 if kind == "huge_offset" else 1e-10) * (1 + np.abs(z)))
+
+
+def test_head_bounds_hold_for_every_input_in_the_enclosure():
+    """With z_rad, the bounds cover the head at any Z* in the box (here: its corners' rows)."""
+    rng = np.random.default_rng(11)
+    n, d, dh = 5, 6, 3
+    z = rng.standard_normal((n, d))
+    rad = np.full((n, d), 1e-3)
+    wq, wk, wv = (rng.standard_normal((d, dh)) for _ in range(3))
+    wo = rng.standard_normal((dh, d))
+    bq, bk, bv = (rng.standard_normal(dh) * 0.3 for _ in range(3))
+    hb = B.head_bounds(z, wq, bq, wk, bk, wv, wo, z_rad=rad)
+    tight = B.head_bounds(z, wq, bq, wk, bk, wv, wo)
+    assert hb["pattern_ub"] >= tight["pattern_ub"] and hb["value_lb"] <= tight["value_lb"]
+    for s in range(4):
+        zs = z + rad * np.random.default_rng(s).choice([-1.0, 1.0], size=z.shape)
+        value, pattern, a_norm = true_head_norms(zs, wq, bq, wk, bk, wv, bv, wo)
+        assert hb["value_lb"] <= value <= hb["value_ub"]
+        assert pattern <= hb["pattern_ub"]
+        assert hb["attn_norm_lb"] <= a_norm <= hb["attn_norm_ub"]

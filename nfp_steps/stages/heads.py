@@ -14,19 +14,28 @@ HEAD_TSV = ("eps_ub", "value_lb", "value_ub", "pattern_ub", "attn_norm_lb", "att
 
 def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     from nfp_steps import bounds as B
+    from nfp_steps import rigor as R
 
     w = weights(inputs)
-    z1 = inputs["forward"]["z1"].values
+    fw = inputs["forward"]
+    x, z1 = fw["x"].values, fw["z1"].values
     res: dict[str, np.ndarray] = {}
+    z_rad_max = np.zeros(w.n_layers)
     for layer in range(w.n_layers):
+        # the head's input is the exact LN1 of the stored x_l: enclose it (z1 ± z_rad)
+        z, z_rad = B.layernorm_enclosure(x[layer], w.ln1_g[layer], w.ln1_b[layer], w.eps)
+        z_rad = np.asarray(R.up(z_rad + np.abs(z - z1[layer])))
+        z_rad_max[layer] = float(z_rad.max())
         for h in range(w.n_heads):
             hb = B.head_bounds(
                 z1[layer], w.W_Q[layer, h], w.b_Q[layer, h], w.W_K[layer, h], w.b_K[layer, h],
                 w.W_V[layer, h], w.W_O[layer, h], softmax=cfg["bounds"]["heads"]["softmax"],
+                z_rad=z_rad,
             )
             for k, v in hb.items():
                 res.setdefault(k, np.zeros((w.n_layers, w.n_heads)))[layer, h] = v
     ds = xr.Dataset({k: (("layer", "head"), v) for k, v in res.items()})
+    ds["z1_rad_max"] = ("layer", z_rad_max)
     lines = ["layer\thead\t" + "\t".join(HEAD_TSV)]
     for layer in range(w.n_layers):
         for h in range(w.n_heads):
