@@ -83,7 +83,7 @@ STAGES: dict[str, Stage] = {
             "layers",
             ("export", "forward", "layernorm", "heads"),
             ("bounds.layers",),
-            (*_CORE, *_BOUNDS, "stages/layers"),
+            (*_CORE, *_BOUNDS, "jacobian_diag", "torch_gpt2", "stages/layers"),
             "stages.layers:run",
             ("layers.tsv",),
         ),

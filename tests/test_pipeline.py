@@ -79,3 +79,28 @@ def test_layernorm_stage_rows_bound_the_true_jacobians(tiny):
         assert float(torch.linalg.matrix_norm(j, 2)) <= ln["ln1_row_ub"].values[0, r]
     assert np.all(ln["ln1_ub"].values <= ln["ln1_global_ub"].values)
     assert math.isfinite(float(ln["ln1_ub"].values.max()))
+
+
+def test_diagnostics_sit_below_the_rigorous_bounds(tiny):
+    """The heuristic autograd diagnostics are close to the truth and never above the ub; the
+    heads stage's bounds bracket the autograd head Jacobians."""
+    from nfp_steps.io.zarr_store import dataset_to_weights
+    from nfp_steps.jacobian_diag import head_jacobian_norms, layer_residual_pi
+
+    _, _, res = tiny
+    w = dataset_to_weights(res["export"].dataset)
+    fw, hd, ly = res["forward"].dataset, res["heads"].dataset, res["layers"].dataset
+    for layer in range(w.n_layers):
+        x = fw["x"].values[layer]
+        f = layer_fn(w, layer)
+        n, d = x.shape
+        j = torch.autograd.functional.jacobian(f, torch.tensor(x)).reshape(n * d, n * d).numpy()
+        truth = float(np.linalg.norm(j - np.eye(n * d), 2))
+        pi = layer_residual_pi(w, x, layer, iters=60)
+        assert 0.9 * truth <= pi <= truth * (1 + 1e-9)
+        assert ly["C_pi"].values[layer] <= ly["C_ub"].values[layer]
+        for h in range(w.n_heads):
+            t = head_jacobian_norms(w, fw["z1"].values[layer], layer, h)
+            assert hd["value_lb"].values[layer, h] <= t["value_autograd"] * (1 + 1e-12)
+            assert t["value_autograd"] <= hd["value_ub"].values[layer, h]
+            assert t["pattern_autograd"] <= hd["pattern_ub"].values[layer, h] * (1 + 1e-9)

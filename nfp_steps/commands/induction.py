@@ -106,10 +106,15 @@ def run(args) -> int:
     if args.diagnostics:
         ly, hd = inputs["layers"], inputs["heads"]
         print()
-        print("LAYER BOUNDS (rigorous ub of ‖J_l − I‖₂ at the prompt; lower bounds: issue 4)")
+        # the original's block; PI is a heuristic power-iteration estimate of ‖J_l − I‖₂
+        print("LAYER NORM DIAGNOSTICS (PI vs rigorous)")
+        print("  (PI is diagnostics-only; rigorous is used for bounds)")
         for i, c in enumerate(ly["C_ub"].values):
-            print(f"  L{i}: attn_ub={fmt(ly['attn_ub'].values[i])}  "
-                  f"mlp_ub={fmt(ly['mlp_ub'].values[i])}  ub={fmt(c)}")
+            pi = float(ly["C_pi"].values[i])
+            ratio = fmt(c / pi) if pi > 1e-12 else "inf"
+            a_ub, m_ub = fmt(ly["attn_ub"].values[i]), fmt(ly["mlp_ub"].values[i])
+            print(f"  L{i}: PI≈{fmt(pi)}  ub={fmt(c)}  ub/PI={ratio}"
+                  f"  (attn_ub={a_ub} mlp_ub={m_ub})")
         top = rows[: rk["diag_top"]]
         print()
         print(f"DIAGNOSTICS (ε decomposition) for top-{len(top)} candidates")

@@ -36,14 +36,24 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     suffix = np.ones(L + 1)
     for i in range(L - 1, -1, -1):
         suffix[i] = float(R.mul_up(suffix[i + 1], R.add_up(1.0, c[i])))
+    # heuristic: power iteration on (J_l − I)ᵀ(J_l − I) with torch JVP/VJP at the stored x_l
+    from nfp_steps.jacobian_diag import layer_residual_pi, torch_params
+
+    params = torch_params(w)
+    x = inputs["forward"]["x"].values
+    c_pi = np.array([layer_residual_pi(w, x[i], i, params=params) for i in range(L)])
     ds = xr.Dataset({
         "attn_ub": ("layer", a), "mlp_ub": ("layer", m), "C_ub": ("layer", c),
+        "C_pi": ("layer", c_pi),
         "W_in_ub": ("layer", win), "W_out_ub": ("layer", wout),
         "prefix_ub": ("layer_io", prefix), "suffix_ub": ("layer_io", suffix),
     })
     ds.attrs["gelu_deriv_sup"] = B.GELU_DERIV_SUP
-    lines = ["layer\tattn_ub\tmlp_ub\tC_ub"]
+    ds.attrs["heuristic"] = ["C_pi"]
+    # C_pi_heuristic: a power-iteration estimate of ‖J_l − I‖₂, not a bound (certified lower
+    # bounds and the adaptive tiers are issue 4)
+    lines = ["layer\tattn_ub\tmlp_ub\tC_ub\tC_pi_heuristic"]
     for i in range(L):
-        # Certified lower bounds on ‖J_l − I‖ and the adaptive tiers come with issue 4.
-        lines.append(f"{i}\t{float(a[i])!r}\t{float(m[i])!r}\t{float(c[i])!r}")
+        lines.append(f"{i}\t{float(a[i])!r}\t{float(m[i])!r}\t{float(c[i])!r}\t"
+                     f"{float(c_pi[i])!r}")
     return StageResult(ds, {"layers.tsv": "\n".join(lines) + "\n"})
