@@ -66,6 +66,8 @@ def test_layer_constant_bounds_the_autograd_jacobian(tiny):
         j = torch.autograd.functional.jacobian(f, x).reshape(n * d, n * d).numpy()
         truth = float(np.linalg.norm(j - np.eye(n * d), 2))
         assert truth <= c_ub[layer], (layer, truth, c_ub[layer])
+        c_lb = res["layers"].dataset["C_lb"].values[layer]
+        assert 0 < c_lb <= truth * (1 + 1e-12), (layer, c_lb, truth)
 
 
 def test_layernorm_stage_rows_bound_the_true_jacobians(tiny):

@@ -106,14 +106,16 @@ def run(args) -> int:
     if args.diagnostics:
         ly, hd = inputs["layers"], inputs["heads"]
         print()
-        # the original's block; PI is a heuristic power-iteration estimate of ‖J_l − I‖₂
+        # the original's block, plus the certified lower bound: PI is a heuristic
+        # power-iteration estimate of ‖J_l − I‖₂, lb and ub are rigorous
         print("LAYER NORM DIAGNOSTICS (PI vs rigorous)")
-        print("  (PI is diagnostics-only; rigorous is used for bounds)")
+        print("  (PI is diagnostics-only; lb (Krylov vector, certified) and ub are rigorous)")
         for i, c in enumerate(ly["C_ub"].values):
-            pi = float(ly["C_pi"].values[i])
+            pi, lb = float(ly["C_pi"].values[i]), float(ly["C_lb"].values[i])
             ratio = fmt(c / pi) if pi > 1e-12 else "inf"
+            slack = fmt(c / lb) if lb > 1e-12 else "inf"
             a_ub, m_ub = fmt(ly["attn_ub"].values[i]), fmt(ly["mlp_ub"].values[i])
-            print(f"  L{i}: PI≈{fmt(pi)}  ub={fmt(c)}  ub/PI={ratio}"
+            print(f"  L{i}: PI≈{fmt(pi)}  ub={fmt(c)}  ub/PI={ratio}  lb={fmt(lb)}  ub/lb={slack}"
                   f"  (attn_ub={a_ub} mlp_ub={m_ub})")
         top = rows[: rk["diag_top"]]
         print()

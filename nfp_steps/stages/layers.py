@@ -42,18 +42,28 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     params = torch_params(w)
     x = inputs["forward"]["x"].values
     c_pi = np.array([layer_residual_pi(w, x[i], i, params=params) for i in range(L)])
+    # certified: a Rayleigh quotient of a Krylov vector, evaluated in ball arithmetic
+    from nfp_steps.layer_lower import layer_lower_bound
+
+    steps = cfg["bounds"]["layers"]["krylov_steps"]
+    c_lb = np.array([layer_lower_bound(w, i, x[i], steps, params=params) for i in range(L)])
+    for i in range(L):
+        if not c_lb[i] <= c[i]:
+            raise ValueError(f"layer {i}: certified lower bound {c_lb[i]!r} on ‖J_l − I‖₂ exceeds "
+                             f"the upper bound C_ub = {c[i]!r}: a bound is wrong (please report)")
+    slack = np.where(c_lb > 0, c / np.where(c_lb > 0, c_lb, 1.0), np.inf)
     ds = xr.Dataset({
         "attn_ub": ("layer", a), "mlp_ub": ("layer", m), "C_ub": ("layer", c),
-        "C_pi": ("layer", c_pi),
+        "C_pi": ("layer", c_pi), "C_lb": ("layer", c_lb), "slack": ("layer", slack),
         "W_in_ub": ("layer", win), "W_out_ub": ("layer", wout),
         "prefix_ub": ("layer_io", prefix), "suffix_ub": ("layer_io", suffix),
     })
     ds.attrs["gelu_deriv_sup"] = B.GELU_DERIV_SUP
     ds.attrs["heuristic"] = ["C_pi"]
-    # C_pi_heuristic: a power-iteration estimate of ‖J_l − I‖₂, not a bound (certified lower
-    # bounds and the adaptive tiers are issue 4)
-    lines = ["layer\tattn_ub\tmlp_ub\tC_ub\tC_pi_heuristic"]
+    # C_ub ≥ ‖J_l − I‖₂ ≥ C_lb (both certified); slack = C_ub / C_lb; C_pi_heuristic is a
+    # power-iteration estimate, not a bound
+    lines = ["layer\tattn_ub\tmlp_ub\tC_ub\tC_lb\tslack\tC_pi_heuristic"]
     for i in range(L):
-        lines.append(f"{i}\t{float(a[i])!r}\t{float(m[i])!r}\t{float(c[i])!r}\t"
-                     f"{float(c_pi[i])!r}")
+        cells = [repr(float(v[i])) for v in (a, m, c, c_lb, slack, c_pi)]
+        lines.append("\t".join([str(i), *cells]))
     return StageResult(ds, {"layers.tsv": "\n".join(lines) + "\n"})

@@ -1,0 +1,67 @@
+"""Certified layer lower bounds: the ball JVP contains the exact (J − I)v; lb ≤ ‖J − I‖₂ ≤ ub."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_pipeline import layer_fn
+from test_torch_gpt2 import hf_model, hf_to_weights
+
+from nfp_steps.ball import Ball
+from nfp_steps.layer_lower import gelu_deriv, krylov_vector, layer_lower_bound, residual_jvp_ball
+
+
+def dense_residual_jacobian(w, layer, x):
+    f = layer_fn(w, layer)
+    n, d = x.shape
+    j = torch.autograd.functional.jacobian(f, torch.tensor(x)).reshape(n * d, n * d).numpy()
+    return j - np.eye(n * d)
+
+
+@pytest.mark.parametrize("act, seed", [("gelu_new", 0), ("gelu", 1), ("gelu_new", 2)])
+def test_ball_jvp_contains_the_product_and_lb_is_below_the_norm(act, seed):
+    m = hf_model(seed, 2, 2, 8, 11, 10, act, 12)
+    w = hf_to_weights(m)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((7, 8)) * 2 + 0.5
+    for layer in range(w.n_layers):
+        jm = dense_residual_jacobian(w, layer, x)
+        v = rng.standard_normal(x.shape)
+        ball = residual_jvp_ball(w, layer, x, v)
+        ref = (jm @ v.ravel()).reshape(x.shape)  # float64 autograd: ~1e-15 relative noise
+        slack = 1e-12 * np.abs(ref).max()
+        assert np.all(np.abs(ref - ball.m) <= ball.r + slack)
+        assert ball.r.max() <= 1e-9 * (1 + np.abs(ball.m).max())  # and the ball is tight
+        truth = float(np.linalg.norm(jm, 2))
+        for steps in (1, 4):
+            lb = layer_lower_bound(w, layer, x, steps=steps)
+            assert 0 < lb <= truth * (1 + 1e-12)
+        assert layer_lower_bound(w, layer, x, steps=6) >= 0.95 * truth  # and tight
+
+
+def test_more_krylov_steps_change_the_vector():
+    m = hf_model(4, 2, 2, 8, 11, 10, "gelu_new", 12)
+    w = hf_to_weights(m)
+    x = np.random.default_rng(4).standard_normal((6, 8))
+    a, b = krylov_vector(w, 0, x, 1), krylov_vector(w, 0, x, 4)
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("kind", ["tanh", "exact"])
+def test_gelu_derivative_ball_contains_mpmath(kind):
+    import mpmath
+
+    xs = np.array([-30.0, -3.2, -1.0, -1e-8, 0.0, 0.5, 1.5, 4.0, 25.0])
+    g = gelu_deriv(Ball.exact(xs), kind)
+    with mpmath.workprec(200):
+        c = mpmath.sqrt(2 / mpmath.pi)
+        a = mpmath.mpf("0.044715")
+        for i, x in enumerate(xs):
+            x = mpmath.mpf(float(x))
+            if kind == "tanh":
+                t = mpmath.tanh(c * (x + a * x**3))
+                true = (1 + t) / 2 + x * (1 - t * t) * c * (1 + 3 * a * x**2) / 2
+            else:
+                true = mpmath.ncdf(x) + x * mpmath.npdf(x)
+            assert abs(true - mpmath.mpf(float(g.m[i]))) <= mpmath.mpf(float(g.r[i]))
