@@ -84,6 +84,24 @@ def attention_ball(w: GPT2Weights, layer: int, z: Ball, dz: Ball) -> tuple[Ball,
     return out, dout
 
 
+def mlp_input_bounds(w: GPT2Weights, layer: int, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """At the exact MLP input of block l for the stored x_l (y* = x_l + attention(x_l), known
+    as a ball, not the stored fl(y)): per row a rigorous ub on ‖J_LN2(y*_row)‖₂, and a rigorous
+    ub on max |GELU′| over the exact pre-activations."""
+    X = Ball.exact(x)
+    z1, _, _ = layer_norm_ball(X, w.ln1_g[layer], w.ln1_b[layer], w.eps)
+    a, _ = attention_ball(w, layer, z1, Ball.exact(np.zeros_like(x)))
+    y = X + a
+    yc = y - y.mean()
+    var = (yc * yc).mean()
+    var_lb = np.maximum(R.down(var.m - var.r), 0.0)[..., 0]
+    gmax = float(np.max(np.abs(w.ln2_g[layer])))
+    ln2_rows = R.div_up(gmax, R.sqrt_down(R.down(var_lb + w.eps)))
+    z2, _, _ = layer_norm_ball(y, w.ln2_g[layer], w.ln2_b[layer], w.eps)
+    gp = gelu_deriv(z2 @ w.W_in[layer] + w.b_in[layer], w.gelu_kind)
+    return ln2_rows, float(np.max(R.up(np.abs(gp.m) + gp.r)))
+
+
 def residual_jvp_ball(w: GPT2Weights, layer: int, x: np.ndarray, v: np.ndarray) -> Ball:
     """A ball containing the exact (J_l − I)v at the stored input x (n, d), v (n, d)."""
     X, V = Ball.exact(x), Ball.exact(v)

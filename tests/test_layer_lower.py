@@ -65,3 +65,32 @@ def test_gelu_derivative_ball_contains_mpmath(kind):
             else:
                 true = mpmath.ncdf(x) + x * mpmath.npdf(x)
             assert abs(true - mpmath.mpf(float(g.m[i]))) <= mpmath.mpf(float(g.r[i]))
+
+
+def test_mlp_input_bounds_cover_ln2_and_gelu_at_the_layer_input():
+    from nfp_steps import torch_gpt2 as T
+    from nfp_steps.layer_lower import mlp_input_bounds
+
+    m = hf_model(6, 2, 2, 8, 11, 10, "gelu_new", 12)
+    w = hf_to_weights(m)
+    p = T.weights_to_torch_params(w)
+    x = np.random.default_rng(6).standard_normal((7, 8)) * 3
+    for layer in range(2):
+        ln2_rows, g = mlp_input_bounds(w, layer, x)
+        xt = torch.tensor(x)
+        with torch.no_grad():
+            y = xt + T.attention(p, layer, T.layer_norm(xt, p["ln1_g"][layer],
+                                                        p["ln1_b"][layer], w.eps))[0]
+        g2, b2 = p["ln2_g"][layer], p["ln2_b"][layer]
+
+        def ln2(u, g2=g2, b2=b2):
+            return T.layer_norm(u, g2, b2, w.eps)
+
+        for r in range(x.shape[0]):
+            j = torch.autograd.functional.jacobian(ln2, y[r])
+            assert float(torch.linalg.matrix_norm(j, 2)) <= ln2_rows[r]
+        pre = (T.layer_norm(y, p["ln2_g"][layer], p["ln2_b"][layer], w.eps)
+               @ p["W_in"][layer] + p["b_in"][layer]).requires_grad_(True)
+        gp = torch.autograd.grad(T.gelu(pre, "tanh").sum(), pre)[0]
+        assert float(gp.abs().max()) <= g <= 1.13
+        assert g <= float(gp.abs().max()) * (1 + 1e-9)  # tight

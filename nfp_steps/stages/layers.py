@@ -21,14 +21,25 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     c = np.zeros(L)
     win = np.zeros(L)
     wout = np.zeros(L)
+    ln2 = np.zeros(L)
+    gelu = np.zeros(L)
+    x = inputs["forward"]["x"].values
+    local_ln = ln.attrs["mode"] == "local"
+    local_gelu = cfg["bounds"]["layers"]["gelu_deriv"] == "local"
+    from nfp_steps.layer_lower import mlp_input_bounds
+
     for i in range(L):
+        # the layer's Jacobian is taken at the exact y* = x_l + attn(x_l): bound LN2 and GELU′
+        # there (a ball around the stored y), not at the stored y
+        ln2_rows, g_local = mlp_input_bounds(w, i, x[i])
+        ln2[i] = float(np.max(ln2_rows)) if local_ln else float(ln["ln2_global_ub"].values[i])
+        gelu[i] = min(g_local, B.GELU_DERIV_SUP) if local_gelu else B.GELU_DERIV_SUP
         heads_sum = float(R.sum_nonneg_ub(R.add_up(hd["value_ub"].values[i],
                                                    hd["pattern_ub"].values[i])))
         a[i] = float(R.mul_up(float(ln["ln1_ub"].values[i]), heads_sum))
         win[i] = B.opnorm_ub(w.W_in[i])
         wout[i] = B.opnorm_ub(w.W_out[i])
-        m[i] = float(R.mul_up(R.mul_up(float(ln["ln2_ub"].values[i]), win[i]),
-                              R.mul_up(B.GELU_DERIV_SUP, wout[i])))
+        m[i] = float(R.mul_up(R.mul_up(ln2[i], win[i]), R.mul_up(gelu[i], wout[i])))
         c[i] = B.layer_constant(a[i], m[i])
     prefix = np.ones(L + 1)
     for i in range(L):
@@ -40,7 +51,6 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     from nfp_steps.jacobian_diag import layer_residual_pi, torch_params
 
     params = torch_params(w)
-    x = inputs["forward"]["x"].values
     c_pi = np.array([layer_residual_pi(w, x[i], i, params=params) for i in range(L)])
     # certified: a Rayleigh quotient of a Krylov vector, evaluated in ball arithmetic
     from nfp_steps.layer_lower import layer_lower_bound
@@ -56,6 +66,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
         "attn_ub": ("layer", a), "mlp_ub": ("layer", m), "C_ub": ("layer", c),
         "C_pi": ("layer", c_pi), "C_lb": ("layer", c_lb), "slack": ("layer", slack),
         "W_in_ub": ("layer", win), "W_out_ub": ("layer", wout),
+        "ln2_ub": ("layer", ln2), "gelu_deriv_ub": ("layer", gelu),
         "prefix_ub": ("layer_io", prefix), "suffix_ub": ("layer_io", suffix),
     })
     ds.attrs["gelu_deriv_sup"] = B.GELU_DERIV_SUP
