@@ -84,7 +84,7 @@ STAGES: dict[str, Stage] = {
             ("export", "forward", "layernorm", "heads"),
             ("bounds.layers",),
             (*_CORE, *_BOUNDS, "jacobian_diag", "torch_gpt2",
-             "layer_lower", "ball", "elementary", "stages/layers"),
+             "layer_lower", "ball", "elementary", "scheduler", "stages/layers"),
             "stages.layers:run",
             ("layers.tsv",),
         ),

@@ -33,6 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="prompt length for models that embed their own prompt (HF, Zarr); "
                         "default: config prompt.seq_len")
     p.add_argument("--seed", type=int, default=None, help="prompt seed (default: config)")
+    a = p.add_argument_group("adaptive scheduler (tightens the per-layer bounds C_l)")
+    a.add_argument("--adaptive", action="store_true",
+                   help="start from the loosest valid bounds and upgrade the layer with the worst "
+                        "ub/lb slack first; printed with -v or -d")
+    a.add_argument("--targetSlack", "--target-slack", dest="target_slack", type=float,
+                   default=None, help="stop when every ub/lb ≤ this (default 8)")
+    a.add_argument("--maxUpgrades", "--max-upgrades", dest="max_upgrades", type=int,
+                   default=None, help="upgrade attempts (default 200)")
+    a.add_argument("--minRelImprove", "--min-rel-improve", dest="min_rel_improve", type=float,
+                   default=None, help="smaller relative improvements stall a layer (default 0.01)")
+    a.add_argument("--krylovSteps", "--krylov-steps", dest="krylov_steps", type=int,
+                   default=None, help="Lanczos steps of the certified lower bounds (default 4)")
+    a.add_argument("--adaptiveScope", "--adaptive-scope", dest="adaptive_scope",
+                   choices=("layernorm", "all"), default=None,
+                   help="factors the scheduler may upgrade (default layernorm)")
     p.add_argument("--config", default=None,
                    help="config YAML for prompt and bound settings (default: the repo's "
                         "config.yaml when present, else built-in defaults)")
@@ -67,6 +82,17 @@ def _config(args) -> dict:
         from nfp_steps.cli import UsageError
 
         raise UsageError("--correct and --incorrect must be given together")
+    layers = raw.setdefault("bounds", {}).setdefault("layers", {})
+    if args.krylov_steps is not None:
+        layers["krylov_steps"] = args.krylov_steps
+    ad = layers.setdefault("adaptive", {})
+    if args.adaptive:
+        ad["enabled"] = True
+    for key in ("target_slack", "max_upgrades", "min_rel_improve"):
+        if getattr(args, key) is not None:
+            ad[key] = getattr(args, key)
+    if args.adaptive_scope is not None:
+        ad["scope"] = args.adaptive_scope
     raw["induction"]["correct"] = args.correct
     raw["induction"]["incorrect"] = args.incorrect
     return load_config(raw, name=str(path))
@@ -100,23 +126,16 @@ def run(args) -> int:
     rows = ranking_rows(inputs, cfg)
     sc = inputs["scores"]
     rk = cfg["ranking"]
-    sys.stdout.write(induction_report(rows, sc.attrs["target_description"], rk["threshold"],
-                                      rk["top"], verbose=args.verbose,
-                                      warnings=json.loads(sc.attrs["warnings"])))
+    text = induction_report(rows, sc.attrs["target_description"], rk["threshold"], rk["top"],
+                            verbose=args.verbose, warnings=json.loads(sc.attrs["warnings"]))
+    ly, hd = inputs["layers"], inputs["heads"]
+    adaptive = bool(ly.attrs["adaptive"])
+    if adaptive and (args.verbose or args.diagnostics):
+        text = _insert_after_header(text, _scheduler_block(cfg, ly))
+    sys.stdout.write(text)
     if args.diagnostics:
-        ly, hd = inputs["layers"], inputs["heads"]
         print()
-        # the original's block, plus the certified lower bound: PI is a heuristic
-        # power-iteration estimate of ‖J_l − I‖₂, lb and ub are rigorous
-        print("LAYER NORM DIAGNOSTICS (PI vs rigorous)")
-        print("  (PI is diagnostics-only; lb (Krylov vector, certified) and ub are rigorous)")
-        for i, c in enumerate(ly["C_ub"].values):
-            pi, lb = float(ly["C_pi"].values[i]), float(ly["C_lb"].values[i])
-            ratio = fmt(c / pi) if pi > 1e-12 else "inf"
-            slack = fmt(c / lb) if lb > 1e-12 else "inf"
-            a_ub, m_ub = fmt(ly["attn_ub"].values[i]), fmt(ly["mlp_ub"].values[i])
-            print(f"  L{i}: PI≈{fmt(pi)}  ub={fmt(c)}  ub/PI={ratio}  lb={fmt(lb)}  ub/lb={slack}"
-                  f"  (attn_ub={a_ub} mlp_ub={m_ub})")
+        _print_layer_block(ly, adaptive)
         top = rows[: rk["diag_top"]]
         print()
         print(f"DIAGNOSTICS (ε decomposition) for top-{len(top)} candidates")
@@ -132,6 +151,53 @@ def run(args) -> int:
             print(f"    ε1 = {fmt(r['eps1_ub'])}  ε2 = {fmt(r['eps2_ub'])}")
             print(f"    combinedError = (1+ε1)(1+ε2)-1 = {fmt(r['pairError_ub'])}")
     return 0
+
+
+def _print_layer_block(ly, adaptive: bool) -> None:
+    """The original's per-layer block: PI vs rigorous, or LOWER vs UPPER with --adaptive.
+
+    PI is a heuristic power-iteration estimate of ‖J_l − I‖₂; lb (a Rayleigh quotient of a
+    Krylov vector in ball arithmetic) and ub are rigorous.
+    """
+    from nfp_steps.ranking import fmt
+
+    c_ub, c_lb = ly["C_ub"].values, ly["C_lb"].values
+    if adaptive:
+        print("LAYER NORM DIAGNOSTICS (LOWER vs UPPER)")
+        print("  (lb is rigorous lower bound via Krylov steps; ub is rigorous upper bound)")
+        for i, c in enumerate(c_ub):
+            lb = float(c_lb[i])
+            slack = fmt(c / lb) if lb > 1e-12 else "inf"
+            print(f"  L{i}: lb≈{fmt(lb)}  ub={fmt(c)}  ub/lb={slack}  tier={ly['tier'].values[i]}")
+        return
+    print("LAYER NORM DIAGNOSTICS (PI vs rigorous)")
+    print("  (PI is diagnostics-only; lb (Krylov vector, certified) and ub are rigorous)")
+    for i, c in enumerate(c_ub):
+        pi, lb = float(ly["C_pi"].values[i]), float(c_lb[i])
+        ratio = fmt(c / pi) if pi > 1e-12 else "inf"
+        slack = fmt(c / lb) if lb > 1e-12 else "inf"
+        a_ub, m_ub = fmt(ly["attn_ub"].values[i]), fmt(ly["mlp_ub"].values[i])
+        print(f"  L{i}: PI≈{fmt(pi)}  ub={fmt(c)}  ub/PI={ratio}  lb={fmt(lb)}  ub/lb={slack}"
+              f"  (attn_ub={a_ub} mlp_ub={m_ub})")
+
+
+def _scheduler_block(cfg: dict, ly) -> list[str]:
+    """The original's ADAPTIVE SCHEDULER lines (one per upgrade attempt) and the stop reason."""
+    ad = cfg["bounds"]["layers"]["adaptive"]
+    return ["", "ADAPTIVE SCHEDULER",
+            f"  targetSlack={ad['target_slack']:.6f}  maxUpgrades={ad['max_upgrades']} "
+            f"minRelImprove={ad['min_rel_improve']:.6f}  "
+            f"krylovSteps={cfg['bounds']['layers']['krylov_steps']} scope={ad['scope']}",
+            *[str(v) for v in ly["scheduler_log"].values],
+            f"  stop: {ly.attrs['scheduler_stop']}"]
+
+
+def _insert_after_header(text: str, block: list[str]) -> str:
+    """Put ``block`` after the "Top Induction Head Pairs" header line (the original's place)."""
+    lines = text.split("\n")
+    at = next((i + 1 for i, line in enumerate(lines)
+               if line.startswith("Top Induction Head Pairs")), len(lines))
+    return "\n".join(lines[:at] + block + lines[at:])
 
 
 def run_in_memory_scores(cfg: dict, res: dict) -> dict:

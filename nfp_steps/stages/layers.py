@@ -1,4 +1,11 @@
-"""Stage "layers": rigorous per-layer constants a_l, m_l, C_l and their prefix/suffix products."""
+"""Stage "layers": rigorous per-layer constants a_l, m_l, C_l and their prefix/suffix products.
+
+C_l = a_l + m_l + a_l·m_l ≥ ‖J_l − I‖₂ with a_l = ‖J_LN1‖ · Σ_h (value + pattern ub) and
+m_l = ‖J_LN2‖ · ‖W_in‖ · |GELU′| · ‖W_out‖, every factor a rigorous ub with tiers of increasing
+tightness (:mod:`nfp_steps.scheduler`). Without the adaptive scheduler every factor uses its
+tightest tier; with it, tiers are raised where the slack C_l / lb_l is worst. The certified lower
+bound lb_l (Krylov vector, ball arithmetic) is checked against C_l on every run.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +16,80 @@ from nfp_steps.stage_specs import StageResult
 from nfp_steps.stages.common import Inputs, weights
 
 
-def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+def factor_tiers(inputs: Inputs, cfg: dict) -> list[dict[str, list[float]]]:
+    """Per layer, each factor's valid upper bounds from loosest to tightest."""
     from nfp_steps import bounds as B
     from nfp_steps import rigor as R
+    from nfp_steps.layer_lower import mlp_input_bounds
 
     w = weights(inputs)
     ln, hd = inputs["layernorm"], inputs["heads"]
-    L = w.n_layers
-    a = np.zeros(L)
-    m = np.zeros(L)
-    c = np.zeros(L)
-    win = np.zeros(L)
-    wout = np.zeros(L)
-    ln2 = np.zeros(L)
-    gelu = np.zeros(L)
     x = inputs["forward"]["x"].values
     local_ln = ln.attrs["mode"] == "local"
     local_gelu = cfg["bounds"]["layers"]["gelu_deriv"] == "local"
-    from nfp_steps.layer_lower import mlp_input_bounds
-
-    for i in range(L):
-        # the layer's Jacobian is taken at the exact y* = x_l + attn(x_l): bound LN2 and GELU′
-        # there (a ball around the stored y), not at the stored y
+    out = []
+    for i in range(w.n_layers):
+        # the layer's Jacobian is taken at the exact y* = x_l + attn(x_l): LN2 and GELU′ are
+        # bounded there (a ball around the stored y), not at the stored y
         ln2_rows, g_local = mlp_input_bounds(w, i, x[i])
-        ln2[i] = float(np.max(ln2_rows)) if local_ln else float(ln["ln2_global_ub"].values[i])
-        gelu[i] = min(g_local, B.GELU_DERIV_SUP) if local_gelu else B.GELU_DERIV_SUP
-        heads_sum = float(R.sum_nonneg_ub(R.add_up(hd["value_ub"].values[i],
-                                                   hd["pattern_ub"].values[i])))
-        a[i] = float(R.mul_up(float(ln["ln1_ub"].values[i]), heads_sum))
-        win[i] = B.opnorm_ub(w.W_in[i])
-        wout[i] = B.opnorm_ub(w.W_out[i])
-        m[i] = float(R.mul_up(R.mul_up(ln2[i], win[i]), R.mul_up(gelu[i], wout[i])))
-        c[i] = B.layer_constant(a[i], m[i])
+        value = hd["value_ub"].values[i]
+        heads = [float(R.sum_nonneg_ub(R.add_up(value, hd[k].values[i])))
+                 for k in ("pattern_ub_simple", "pattern_ub")]
+        w_in, w_out = B.opnorm_candidates(w.W_in[i]), B.opnorm_candidates(w.W_out[i])
+        t = {
+            "ln1": [float(ln["ln1_global_ub"].values[i])],
+            "heads": heads,
+            "ln2": [float(ln["ln2_global_ub"].values[i])],
+            "w_in": [w_in["frob"], w_in["used"]],
+            "gelu": [B.GELU_DERIV_SUP],
+            "w_out": [w_out["frob"], w_out["used"]],
+        }
+        if local_ln:
+            t["ln1"].append(float(ln["ln1_local_ub"].values[i]))
+            t["ln2"].append(float(np.max(ln2_rows)))
+        if local_gelu:
+            t["gelu"].append(min(g_local, B.GELU_DERIV_SUP))
+        out.append({k: [min(v[: j + 1]) for j in range(len(v))] for k, v in t.items()})
+    return out
+
+
+def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
+    from nfp_steps import bounds as B
+    from nfp_steps import rigor as R
+    from nfp_steps import scheduler as S
+    from nfp_steps.jacobian_diag import layer_residual_pi, torch_params
+    from nfp_steps.layer_lower import layer_lower_bound
+
+    w = weights(inputs)
+    L = w.n_layers
+    x = inputs["forward"]["x"].values
+    lcfg = cfg["bounds"]["layers"]
+    tiers = factor_tiers(inputs, cfg)
+    params = torch_params(w)
+    # certified lower bounds: Rayleigh quotients of Krylov vectors, in ball arithmetic
+    c_lb = np.array([layer_lower_bound(w, i, x[i], lcfg["krylov_steps"], params=params)
+                     for i in range(L)])
+    adaptive = lcfg["adaptive"]
+    if adaptive["enabled"]:
+        sched = S.run(tiers, list(c_lb), target_slack=adaptive["target_slack"],
+                      max_upgrades=adaptive["max_upgrades"],
+                      min_rel_improve=adaptive["min_rel_improve"], scope=adaptive["scope"])
+        chosen = sched.tiers
+        log = [s.line() for s in sched.steps]
+        stop = sched.stop
+    else:
+        chosen = [{f: len(t[f]) - 1 for f in S.FACTORS} for t in tiers]
+        log, stop = [], "not run"
+    vals = [{f: tiers[i][f][chosen[i][f]] for f in S.FACTORS} for i in range(L)]
+    c = np.array([S.layer_ub(v) for v in vals])
+    a = np.array([float(R.mul_up(v["ln1"], v["heads"])) for v in vals])
+    m = np.array([float(R.mul_up(R.mul_up(v["ln2"], v["w_in"]), R.mul_up(v["gelu"], v["w_out"])))
+                  for v in vals])
+    for i in range(L):
+        if not c_lb[i] <= c[i]:
+            raise ValueError(f"layer {i}: certified lower bound {c_lb[i]!r} on ‖J_l − I‖₂ exceeds "
+                             f"the upper bound C_ub = {c[i]!r}: a bound is wrong (please report)")
+    slack = np.array([S.slack(c[i], c_lb[i]) for i in range(L)])
     prefix = np.ones(L + 1)
     for i in range(L):
         prefix[i + 1] = float(R.mul_up(prefix[i], R.add_up(1.0, c[i])))
@@ -48,33 +97,25 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     for i in range(L - 1, -1, -1):
         suffix[i] = float(R.mul_up(suffix[i + 1], R.add_up(1.0, c[i])))
     # heuristic: power iteration on (J_l − I)ᵀ(J_l − I) with torch JVP/VJP at the stored x_l
-    from nfp_steps.jacobian_diag import layer_residual_pi, torch_params
-
-    params = torch_params(w)
     c_pi = np.array([layer_residual_pi(w, x[i], i, params=params) for i in range(L)])
-    # certified: a Rayleigh quotient of a Krylov vector, evaluated in ball arithmetic
-    from nfp_steps.layer_lower import layer_lower_bound
-
-    steps = cfg["bounds"]["layers"]["krylov_steps"]
-    c_lb = np.array([layer_lower_bound(w, i, x[i], steps, params=params) for i in range(L)])
-    for i in range(L):
-        if not c_lb[i] <= c[i]:
-            raise ValueError(f"layer {i}: certified lower bound {c_lb[i]!r} on ‖J_l − I‖₂ exceeds "
-                             f"the upper bound C_ub = {c[i]!r}: a bound is wrong (please report)")
-    slack = np.where(c_lb > 0, c / np.where(c_lb > 0, c_lb, 1.0), np.inf)
-    ds = xr.Dataset({
+    tier_str = [" ".join(f"{f}:{chosen[i][f]}/{len(tiers[i][f]) - 1}" for f in S.FACTORS)
+                for i in range(L)]
+    data = {
         "attn_ub": ("layer", a), "mlp_ub": ("layer", m), "C_ub": ("layer", c),
-        "C_pi": ("layer", c_pi), "C_lb": ("layer", c_lb), "slack": ("layer", slack),
-        "W_in_ub": ("layer", win), "W_out_ub": ("layer", wout),
-        "ln2_ub": ("layer", ln2), "gelu_deriv_ub": ("layer", gelu),
+        "C_lb": ("layer", c_lb), "slack": ("layer", slack), "C_pi": ("layer", c_pi),
+        "tier": ("layer", np.array(tier_str, dtype=str)),
         "prefix_ub": ("layer_io", prefix), "suffix_ub": ("layer_io", suffix),
-    })
-    ds.attrs["gelu_deriv_sup"] = B.GELU_DERIV_SUP
-    ds.attrs["heuristic"] = ["C_pi"]
-    # C_ub ≥ ‖J_l − I‖₂ ≥ C_lb (both certified); slack = C_ub / C_lb; C_pi_heuristic is a
-    # power-iteration estimate, not a bound
-    lines = ["layer\tattn_ub\tmlp_ub\tC_ub\tC_lb\tslack\tC_pi_heuristic"]
+        "scheduler_log": ("step", np.array(log, dtype=str)),
+    }
+    for f in S.FACTORS:
+        data[f"{f}_ub"] = ("layer", np.array([v[f] for v in vals]))
+    ds = xr.Dataset(data)
+    ds.attrs.update(gelu_deriv_sup=B.GELU_DERIV_SUP, heuristic=["C_pi"], scheduler_stop=stop,
+                    adaptive=bool(adaptive["enabled"]), krylov_steps=int(lcfg["krylov_steps"]))
+    # C_ub ≥ ‖J_l − I‖₂ ≥ C_lb (both certified); slack = C_ub / C_lb; tier = chosen/highest tier
+    # of each factor; C_pi_heuristic is a power-iteration estimate, not a bound
+    lines = ["layer\tattn_ub\tmlp_ub\tC_ub\tC_lb\tslack\tC_pi_heuristic\ttier"]
     for i in range(L):
         cells = [repr(float(v[i])) for v in (a, m, c, c_lb, slack, c_pi)]
-        lines.append("\t".join([str(i), *cells]))
+        lines.append("\t".join([str(i), *cells, tier_str[i]]))
     return StageResult(ds, {"layers.tsv": "\n".join(lines) + "\n"})
