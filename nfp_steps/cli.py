@@ -47,9 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, UsageError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # ConfigError and the stage functions' input errors
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("Interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line, the traceback only on request
+        import os
+
+        if os.environ.get("NFP_TRACEBACK"):
+            raise
+        print(f"Error: internal error ({type(exc).__name__}: {exc}) - please report it; "
+              "set NFP_TRACEBACK=1 for the traceback", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -211,9 +211,16 @@ def _extra_checks(cfg: dict) -> list[str]:
             "induction.correct and induction.incorrect: give both token ids or neither "
             f"(found correct={ind.get('correct')}, incorrect={ind.get('incorrect')})"
         )
+    elif ind.get("correct") is not None and ind["correct"] == ind["incorrect"]:
+        problems.append(f"induction.correct and induction.incorrect are the same token "
+                        f"({ind['correct']}): the logit difference would be identically zero")
     prompt = cfg.get("prompt", {})
     if prompt.get("kind") == "tokens" and not prompt.get("tokens"):
         problems.append("prompt.tokens: kind is 'tokens' but the token list is empty")
+    if (prompt.get("kind") == "periodic" and prompt.get("period") is not None
+            and prompt.get("seq_len") is not None and prompt["period"] > prompt["seq_len"]):
+        problems.append(f"prompt.period: {prompt['period']} is longer than prompt.seq_len "
+                        f"{prompt['seq_len']} (the pattern must repeat)")
     return problems
 
 

@@ -84,6 +84,67 @@ def attention_ball(w: GPT2Weights, layer: int, z: Ball, dz: Ball) -> tuple[Ball,
     return out, dout
 
 
+def head_pattern_jvp_ball(w: GPT2Weights, layer: int, head: int, z: Ball, dz: Ball) -> Ball:
+    """A ball containing the exact pattern term of head (layer, head) at Z applied to dZ:
+    dA·V W_O with dA_q = J(p_q) dS_q, dS = (dZ W_Q Kᵀ + Q W_Kᵀ dZᵀ)/√d_h (values held fixed)."""
+    n, dh = z.m.shape[0], w.d_head
+    keep = np.tril(np.ones((n, n)))
+    sq = Ball.exact(np.float64(dh)).sqrt()
+    q = z @ w.W_Q[layer, head] + w.b_Q[layer, head]
+    k = z @ w.W_K[layer, head] + w.b_K[layer, head]
+    v = z @ w.W_V[layer, head] + w.b_V[layer, head]
+    dq, dk = dz @ w.W_Q[layer, head], dz @ w.W_K[layer, head]
+    s = (q @ k.T) / sq
+    shift = np.max(np.where(keep > 0, s.m, -np.inf), axis=-1, keepdims=True)
+    e = (s - shift).exp() * keep
+    p = e / e.sum()
+    ds = ((dq @ k.T) + (q @ dk.T)) / sq * keep
+    dp = p * (ds - (p * ds).sum())
+    return (dp @ v) @ w.W_O[layer, head]
+
+
+def head_pattern_vector(w: GPT2Weights, layer: int, head: int, z: np.ndarray, iters: int = 20,
+                        seed: int = 0) -> np.ndarray:
+    """Power-iteration vector for the pattern term (torch float64 JVP/VJP; heuristic)."""
+    import torch
+    from torch.func import jvp, vjp
+
+    t = {k: torch.as_tensor(getattr(w, k)[layer, head])
+         for k in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")}
+    z0 = torch.as_tensor(np.asarray(z, dtype=np.float64))
+    n = z0.shape[0]
+    mask = torch.triu(torch.ones(n, n, dtype=torch.bool), 1)
+    vo = ((z0 @ t["W_V"] + t["b_V"]) @ t["W_O"]).detach()
+
+    def f(zz):
+        s = (zz @ t["W_Q"] + t["b_Q"]) @ (zz @ t["W_K"] + t["b_K"]).T / float(np.sqrt(w.d_head))
+        return torch.softmax(s.masked_fill(mask, float("-inf")), -1) @ vo
+
+    _, pullback = vjp(f, z0)
+    u = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    for _ in range(iters):
+        nu = torch.linalg.vector_norm(u)
+        if not torch.isfinite(nu) or nu <= 1e-300:
+            break
+        u = u / nu
+        _, ju = jvp(f, (z0,), (u,))
+        (u,) = pullback(ju)
+    return u.numpy()
+
+
+def head_pattern_lower_bound(w: GPT2Weights, layer: int, head: int, z: np.ndarray,
+                             z_rad: np.ndarray | None = None) -> float:
+    """Certified lb on the pattern term's ‖·‖₂ at every Z* in z ± z_rad (a Rayleigh quotient)."""
+    u = head_pattern_vector(w, layer, head, z)
+    nu = R.vec_norm_ub(u)
+    if not (nu > 0 and math.isfinite(nu)):
+        return 0.0
+    zb = Ball(np.asarray(z, dtype=np.float64),
+              np.zeros_like(z) if z_rad is None else np.asarray(z_rad, dtype=np.float64))
+    out = head_pattern_jvp_ball(w, layer, head, zb, Ball.exact(u))
+    return float(R.div_down(out.norm_lb(), nu))
+
+
 def mlp_input_bounds(w: GPT2Weights, layer: int, x: np.ndarray) -> tuple[np.ndarray, float]:
     """At the exact MLP input of block l for the stored x_l (y* = x_l + attention(x_l), known
     as a ball, not the stored fl(y)): per row a rigorous ub on ‖J_LN2(y*_row)‖₂, and a rigorous

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,13 @@ def test_code_digest_follows_source_bytes(tmp_path, monkeypatch):
     assert code_digest(["io/hf"]) != code_digest(["bounds"])
     (tmp_path / "bounds.py").write_bytes(b"Y = 1\r\n")  # bytes, not text: line endings count
     assert code_digest(["bounds", "io"]) != after
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"induction": {"correct": 4, "incorrect": 4}}, "are the same token (4)"),
+    ({"prompt": {"kind": "periodic", "period": 100, "seq_len": 64}},
+     "prompt.period: 100 is longer than prompt.seq_len 64"),
+])
+def test_cross_key_rules(raw, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config({"models": {"m": "x"}, **raw})

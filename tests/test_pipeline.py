@@ -137,3 +137,21 @@ def test_adaptive_layers_stay_valid_and_flags_matter(tiny, scope):
     c["bounds"]["layers"]["krylov_steps"] = 1
     one = stage.run(inputs, c, "tiny").dataset
     assert (one["C_lb"].values != out["C_lb"].values).any()
+
+
+def test_every_head_term_lies_between_its_bounds(tiny):
+    """value and pattern terms of every head (dense autograd) within [lb, ub] from the stores."""
+    from nfp_steps.io.zarr_store import dataset_to_weights
+    from nfp_steps.jacobian_diag import head_jacobian_norms
+
+    _, _, res = tiny
+    w = dataset_to_weights(res["export"].dataset)
+    z1, hd = res["forward"].dataset["z1"].values, res["heads"].dataset
+    for layer in range(w.n_layers):
+        for h in range(w.n_heads):
+            t = head_jacobian_norms(w, z1[layer], layer, h)
+            assert hd["value_lb"].values[layer, h] <= t["value_autograd"] * (1 + 1e-12)
+            assert t["value_autograd"] <= hd["value_ub"].values[layer, h]
+            assert hd["pattern_lb"].values[layer, h] <= t["pattern_autograd"] * (1 + 1e-9)
+            assert t["pattern_autograd"] <= hd["pattern_ub"].values[layer, h]
+            assert hd["pattern_lb"].values[layer, h] >= 0.5 * t["pattern_autograd"]  # tight

@@ -111,7 +111,8 @@ def test_run_stage_error_is_one_line_and_leaves_no_manifest(
         "Error: --config-json: prompt.seq_len: 1 is less than the minimum of 2"]
     assert "prompt" not in fake_stages
     # a stage function's ValueError: one line, no manifest, also in the log
-    assert run_main(tmp_path, "prompt", {"prompt": {"seq_len": 8, "kind": "periodic"}}) == 0
+    assert run_main(tmp_path, "prompt", {"prompt": {"seq_len": 8, "kind": "periodic",
+                                                 "period": 4}}) == 0
     fake = run_stage.stage_function
 
     def failing(stage):
@@ -392,3 +393,33 @@ def test_editing_a_module_changes_the_code_digest_of_exactly_its_stages(
     path.write_text(path.read_text() + "\n# edited\n")
     after = {n: C.code_digest(s.modules) for n, s in STAGES.items()}
     assert {n for n in STAGES if before[n] != after[n]} == changed
+
+
+def test_missing_model_path_is_an_error_even_with_old_results(finished_run):
+    work = finished_run
+    path = work / "config.yaml"
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["models"]["nfp-toy"] = "models/does-not-exist"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        proc = snakemake(work, "-n", check=False)
+    finally:
+        path.write_text(original)
+    assert proc.returncode != 0
+    assert "models.nfp-toy: models/does-not-exist does not exist" in proc.stdout + proc.stderr
+
+
+def test_weights_swapped_back_with_an_old_mtime_rerun_export(finished_run):
+    """cp -p style: same mtime, different content -> the source digest param changes."""
+    work = finished_run
+    target = max((p for p in (work / "models" / "nfp-toy").iterdir() if p.is_file()),
+                 key=lambda p: p.stat().st_size)
+    original, stat = target.read_bytes(), target.stat()
+    try:
+        target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert "export" in planned_jobs(work)
+    finally:
+        target.write_bytes(original)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))

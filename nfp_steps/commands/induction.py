@@ -93,9 +93,16 @@ def _config(args) -> dict:
             ad[key] = getattr(args, key)
     if args.adaptive_scope is not None:
         ad["scope"] = args.adaptive_scope
-    raw["induction"]["correct"] = args.correct
-    raw["induction"]["incorrect"] = args.incorrect
-    return load_config(raw, name=str(path))
+    if args.correct is not None:  # flags override the config file; absent flags keep it
+        if args.correct == args.incorrect:
+            from nfp_steps.cli import UsageError
+
+            raise UsageError(f"--correct and --incorrect are the same token ({args.correct}): "
+                             "the logit difference would be identically zero")
+        raw["induction"]["correct"] = args.correct
+        raw["induction"]["incorrect"] = args.incorrect
+    origin = f"command-line flags + {path}" if path.exists() else "command-line flags"
+    return load_config(raw, name=origin)
 
 
 def run(args) -> int:

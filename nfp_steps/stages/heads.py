@@ -8,13 +8,14 @@ import xarray as xr
 from nfp_steps.stage_specs import StageResult
 from nfp_steps.stages.common import Inputs, weights
 
-HEAD_TSV = ("eps_ub", "value_lb", "value_ub", "pattern_ub", "attn_norm_lb", "attn_norm_ub",
-            "qk_lb", "qk_ub", "vo_lb", "vo_ub", "z_norm_ub")
+HEAD_TSV = ("eps_ub", "value_lb", "value_ub", "pattern_lb", "pattern_ub", "attn_norm_lb",
+            "attn_norm_ub", "qk_lb", "qk_ub", "vo_lb", "vo_ub", "z_norm_ub")
 
 
 def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     from nfp_steps import bounds as B
     from nfp_steps import rigor as R
+    from nfp_steps.layer_lower import head_pattern_lower_bound
 
     w = weights(inputs)
     fw = inputs["forward"]
@@ -32,6 +33,15 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
                 w.W_V[layer, h], w.W_O[layer, h], softmax=cfg["bounds"]["heads"]["softmax"],
                 z_rad=z_rad,
             )
+            # certified lower bound on the pattern term (Rayleigh quotient, ball arithmetic)
+            hb["pattern_lb"] = head_pattern_lower_bound(w, layer, h, z1[layer], z_rad)
+            if not hb["pattern_lb"] <= hb["pattern_ub"]:
+                raise ValueError(f"head L{layer}H{h}: certified pattern-term lower bound "
+                                 f"{hb['pattern_lb']!r} exceeds its upper bound "
+                                 f"{hb['pattern_ub']!r}: a bound is wrong (please report)")
+            if not hb["value_lb"] <= hb["value_ub"]:
+                raise ValueError(f"head L{layer}H{h}: value-term lower bound {hb['value_lb']!r} "
+                                 f"exceeds its upper bound {hb['value_ub']!r} (please report)")
             for k, v in hb.items():
                 res.setdefault(k, np.zeros((w.n_layers, w.n_heads)))[layer, h] = v
     ds = xr.Dataset({k: (("layer", "head"), v) for k, v in res.items()})

@@ -68,10 +68,16 @@ def model_source_files(wildcards):
     """Every file of the model's source, so editing the weights reruns export.
 
     A folder (HF checkpoint, weights .zarr) contributes all its files except hidden ones
-    (e.g. .snakemake_timestamp); a missing path is returned as is, so Snakemake reports it
-    as missing input (or builds it, for models/nfp-toy with `snakemake train_toy`).
+    (e.g. .snakemake_timestamp). A missing path is an error naming the config key: Snakemake
+    would otherwise keep (and report as up to date) the results of whatever was there before.
     """
+    key = f"models.{wildcards.model}"
     src = Path(NFP_CONFIG["models"][wildcards.model])
+    if not src.exists():
+        hint = " (the shipped model: restore it with git, or rebuild it with `snakemake " \
+               "--cores 2 train_toy`)" if src.as_posix().rstrip("/").endswith("models/nfp-toy") \
+               else ""
+        raise WorkflowError(f"{key}: {src} does not exist{hint}")
     if src.is_dir():
         files = sorted(
             str(p)
@@ -79,9 +85,24 @@ def model_source_files(wildcards):
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(src).parts)
         )
         if not files:
-            raise WorkflowError(f"models.{wildcards.model}: the folder {src} has no files")
+            raise WorkflowError(f"{key}: the folder {src} has no files")
         return files
     return [str(src)]
+
+
+def model_source_digest(wildcards):
+    """sha256 over the source files' names and contents: a param of export, so weights swapped
+    in with an old modification time (cp -p) still rerun export (mtime alone would miss it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in model_source_files(wildcards):
+        d = hashlib.sha256()
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                d.update(block)
+        h.update(f"{Path(name).name}\0{d.hexdigest()}\n".encode())
+    return h.hexdigest()
 
 
 def stage_input(stage):

@@ -9,6 +9,7 @@ rule export:
         **stage_output("export"),
     params:
         **stage_params("export"),
+        source_digest=model_source_digest,
     log:
         stage_log("export"),
     benchmark:
