@@ -99,14 +99,16 @@ STAGES: dict[str, Stage] = {
         Stage(
             "ranking",
             ("export", "prompt", "forward", "heads", "layers", "scores"),
-            ("ranking",),
+            # ranking.diag_top only sets the CLI's -d block: editing it must not rerun anything
+            ("ranking.threshold", "ranking.min_prev_tok", "ranking.min_ind_score",
+             "ranking.top"),
             (*_CORE, *_BOUNDS, "ranking", "stages/ranking"),
             "stages.ranking:run",
             ("ranking.tsv", "induction.txt"),
         ),
         Stage(
             "verify",
-            ("export", "prompt", "forward", "ranking"),
+            ("export", "prompt", "forward", "scores", "ranking"),
             ("verify",),
             (*_CORE, "forward", "verify", "scores",
              "stages/verify"),
@@ -116,7 +118,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "certificate",
             ("export", "layernorm", "heads", "layers"),
-            ("certify",),
+            (),
             (*_CORE, "certificate", "rigor", "stages/certificate"),
             "stages.certificate:run",
             ("certificate.json", "certificate.txt"),

@@ -112,18 +112,35 @@ def test_existing_foreign_output_is_not_replaced(tmp_path, hf, capsys):
     precious = tmp_path / "notes.zarr"
     precious.write_text("keep me")
     assert main(["export", str(src), "-o", str(precious)]) == 1
+    assert "already exists" in capsys.readouterr().err and precious.read_text() == "keep me"
+    # even with --force, a file that is not a model store is never replaced
+    assert main(["export", str(src), "-o", str(precious), "--force"]) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
     assert precious.read_text() == "keep me"
     folder = tmp_path / "plain"
     folder.mkdir()
-    assert main(["export", str(src), "-o", str(folder)]) == 1
+    assert main(["export", str(src), "-o", str(folder), "--force"]) == 1
     assert "not a Hugging Face model folder" in capsys.readouterr().err
     assert list(folder.iterdir()) == []
+    # an HF folder with other files: refused without --force, nothing deleted
+    (src / "NOTES.md").write_text("mine")
+    other = tmp_path / "other"
+    assert main(["export", str(src), "-o", str(other)]) == 0
+    (other / "NOTES.md").write_text("mine")
+    assert main(["export", str(src), "-o", str(other)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (other / "NOTES.md").read_text() == "mine"
 
 
-def test_text_export_overwrites_atomically(tmp_path):
+def test_text_export_overwrites_atomically_only_when_forced(tmp_path, capsys):
     w = random_weights(12)
     write_nfpt_text(w, tmp_path / "m.nfpt")
-    assert main(["export", str(tmp_path / "m.nfpt"), "-o", str(tmp_path / "m.nfpt")]) == 0
-    assert_same(w, read_nfpt_text(tmp_path / "m.nfpt"))
-    assert [p.name for p in tmp_path.iterdir()] == ["m.nfpt"]
+    assert main(["export", str(tmp_path / "m.nfpt"), "-o", str(tmp_path / "m.nfpt"),
+                 "--force"]) == 1
+    assert "is the source itself" in capsys.readouterr().err
+    write_nfpt_text(random_weights(13), tmp_path / "old.nfpt")
+    assert main(["export", str(tmp_path / "m.nfpt"), "-o", str(tmp_path / "old.nfpt")]) == 1
+    assert main(["export", str(tmp_path / "m.nfpt"), "-o", str(tmp_path / "old.nfpt"),
+                 "--force"]) == 0
+    assert_same(w, read_nfpt_text(tmp_path / "old.nfpt"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nfpt", "old.nfpt"]

@@ -273,7 +273,8 @@ def test_second_run_has_nothing_to_do(finished_run):
     [
         ("ranking", "top", 7, "ranking"),
         ("forward", "logits", "all", "forward"),
-        ("certify", "eps", 1e-6, "certificate"),
+        ("report", "top", 2, "report"),
+        ("ranking", "diag_top", 1, None),
         ("prompt", "seed", 99, "prompt"),
     ],
 )
@@ -289,7 +290,7 @@ def test_config_edit_reruns_exactly_the_dependent_stages(finished_run, section, 
     finally:
         path.write_text(original)
     models = len(cfg["models"])
-    assert planned == {name: models for name in downstream(stage)}
+    assert planned == ({name: models for name in downstream(stage)} if stage else {})
 
 
 def test_weights_edit_reruns_everything(finished_run):

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bake N tokens of the default prompt kind (random tokens with repeated "
                         "segments) instead of --tokens")
     p.add_argument("--seed", type=int, default=0, help="seed of the --seq-len tokens (default 0)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --output (a file, or a whole model folder: every "
+                        "file in it is removed); never allowed when --output is SRC")
     p.set_defaults(func=run)
 
 
@@ -58,10 +61,18 @@ def parse_tokens(text: str) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from nfp_steps.cli import UsageError
     from nfp_steps.io.loader import bake_prompt, guess_format, load_model, save_model
 
     fmt = args.format or guess_format(args.output)
+    if os.path.exists(args.src) and os.path.exists(args.output) and \
+            os.path.samefile(args.src, args.output):
+        raise UsageError(f"--output {args.output} is the source itself: write elsewhere")
+    if os.path.lexists(args.output) and not args.force:
+        raise UsageError(f"--output {args.output} already exists: choose a new path, or pass "
+                         "--force to replace it (a folder is replaced as a whole)")
     if args.dtype and fmt != "hf":
         raise UsageError(f"--dtype applies to HF output only ({fmt} stores float64)")
     if args.tokens is not None and args.seq_len is not None:

@@ -15,6 +15,6 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     vrows = table_rows(inputs["verify"])
     c = inputs["layers"]["C_ub"].values
     total = float(inputs["certificate"]["total_ub"].values)
-    text = summary_text(model, rows, c, vrows, total)
+    text = summary_text(model, rows, c, vrows, total, top=cfg["report"]["top"])
     ds = xr.Dataset({"n_pairs": ((), len(rows))})
     return StageResult(ds, {"summary.txt": text})

@@ -16,16 +16,9 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     rows = table_rows(inputs["ranking"])[: cfg["verify"]["top"]]
     pairs = [(r["l1"], r["h1"], r["l2"], r["h2"]) for r in rows]
     toks = tokens(inputs)
-    fw = inputs["forward"]
-    if toks is not None and len(toks) >= 2:
-        from nfp_steps.scores import TargetError, target_from_history
-
-        try:
-            target = target_from_history(toks, w.vocab_size).correct
-        except TargetError:
-            target = int(np.argmax(fw["logits"].values[-1]))
-    else:
-        target = int(np.argmax(fw["logits"].values[-1]))
+    # the same target as the scores and ranking (induction.correct, or the prompt's induction
+    # history); Δ compares it with the best other token, as the original's verification does
+    target = int(inputs["scores"].attrs["target_correct"])
     vrows = verify_pairs(w, toks, pairs, target) if pairs else []
     data = {}
     for c in COLUMNS:
