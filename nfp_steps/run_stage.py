@@ -127,6 +127,19 @@ def stage_function(stage: Stage) -> Callable[..., Any]:
     return func
 
 
+def downstream(name: str) -> set[str]:
+    """``name`` and every stage that (transitively) reads its store."""
+    out = {name}
+    grew = True
+    while grew:
+        grew = False
+        for other, spec in STAGES.items():
+            if other not in out and out & set(spec.inputs):
+                out.add(other)
+                grew = True
+    return out
+
+
 def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -139,9 +152,13 @@ def run(args: argparse.Namespace, report: Reporter) -> dict:
     stage = STAGES[args.stage]
     cfg = stage_config(args, stage)
     folder = args.results / args.model
-    # A rerun invalidates the previous result at once, as Snakemake does with declared outputs:
-    # if this run fails, no stale manifest is left to be mistaken for its result.
-    (folder / manifest_name(stage.name)).unlink(missing_ok=True)
+    # A rerun invalidates the previous result at once, and the results of every stage that
+    # depends on it: if this run fails, nothing stale (manifest or report file) is left to be
+    # mistaken for a result of the current config. A later run redoes what is missing.
+    for name in sorted(downstream(stage.name)):
+        (folder / manifest_name(name)).unlink(missing_ok=True)
+        for f in STAGES[name].files:
+            (folder / f).unlink(missing_ok=True)
 
     t0 = time.perf_counter()
     inputs, input_manifests = {}, {}

@@ -211,3 +211,16 @@ def test_bad_tensor_files_are_refused(st_folder, tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(ModelError, match="no model.safetensors or pytorch_model.bin"):
         read_hf_folder(tmp_path)
+
+
+def test_untied_config_without_lm_head_is_an_error(model, st_folder, tmp_path):
+    import json
+    import shutil
+
+    dst = tmp_path / "untied"
+    shutil.copytree(st_folder, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["tie_word_embeddings"] = False
+    (dst / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="tie_word_embeddings=false but the weights have no"):
+        read_hf_folder(dst)

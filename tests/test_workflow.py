@@ -22,23 +22,11 @@ import yaml
 
 from nfp_steps import run_stage
 from nfp_steps.config import config_slice, digest, load_config
+from nfp_steps.run_stage import downstream
 from nfp_steps.stage_specs import STAGES, StageResult
 from nfp_steps.storage import manifest_name, read_manifest, read_stage
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def downstream(stage: str) -> set[str]:
-    """``stage`` and every stage that depends on it, from STAGES."""
-    out = {stage}
-    changed = True
-    while changed:
-        changed = False
-        for name, spec in STAGES.items():
-            if name not in out and out & set(spec.inputs):
-                out.add(name)
-                changed = True
-    return out
 
 
 def test_downstream_follows_stage_specs():
@@ -424,3 +412,27 @@ def test_weights_swapped_back_with_an_old_mtime_rerun_export(finished_run):
     finally:
         target.write_bytes(original)
         os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_failed_stage_leaves_no_stale_downstream_results(tmp_path, fake_stages, monkeypatch):
+    cfg = load_config({"models": {"toy": "m"}})
+    for name in STAGES:
+        assert run_main(tmp_path, name, config_slice(cfg, STAGES[name].config_keys, "toy")) == 0
+    out = tmp_path / "toy"
+    assert (out / "ranking.tsv").exists() and (out / manifest_name("report")).exists()
+    fake = run_stage.stage_function
+
+    def failing(stage):
+        func = fake(stage)
+        return lambda inputs, c, model: func(inputs, {**c, "fail": True}, model)
+
+    monkeypatch.setattr(run_stage, "stage_function", failing)
+    assert run_main(tmp_path, "scores", config_slice(cfg, STAGES["scores"].config_keys,
+                                                     "toy")) == 1
+    for name in downstream("scores"):
+        assert not (out / manifest_name(name)).exists(), name
+        for f in STAGES[name].files:
+            assert not (out / f).exists(), f
+    for name in set(STAGES) - downstream("scores"):
+        assert (out / manifest_name(name)).exists(), name
+    assert (out / "heads.tsv").exists()

@@ -218,6 +218,9 @@ def read_hf_folder(path: str | os.PathLike) -> GPT2Weights:
         return c_bias[:, block * d:(block + 1) * d].reshape(L, H, dh)
 
     lm = sd.get("lm_head.weight")
+    if lm is None and cfg.get("tie_word_embeddings", True) is False:
+        raise ModelError(f"{folder}: config.json says tie_word_embeddings=false but the weights "
+                         f"have no lm_head.weight (transformers would initialise it randomly)")
     tied = lm is None or np.array_equal(lm, sd["wte.weight"])
     kinds = sorted(set(dtypes.values()))
     eps_given = "layer_norm_epsilon" in cfg
@@ -356,6 +359,10 @@ def write_hf_folder(
     try:
         os.makedirs(tmp)
         save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        # safetensors creates the file 0600; give it the usual umask-based mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(os.path.join(tmp, "model.safetensors"), 0o666 & ~umask)
         with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
             json.dump(hf_config(w, tied, dtype), f, indent=2)
             f.write("\n")
