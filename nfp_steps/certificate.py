@@ -51,8 +51,10 @@ def build_certificate(
             ],
             "total_amplification_ub": exact(prod),
         },
-        "meaning": "C_ub[l] >= ||J_l - I||_2 at the prompt's forward trajectory; "
+        "meaning": "C_ub[l] >= ||J_l - I||_2 at the prompt's float64 forward trajectory; "
                    "total_amplification_ub >= prod_l (1 + C_l).",
+        "model_sha256_of": "the model source as nfp reads it: the file's sha256 for .nfpt, "
+                           "for a folder the sha256 over its files' names and sha256s",
     }
     lines = [
         "NFP certificate (local, at the analysed prompt)",

@@ -97,7 +97,8 @@ def target_from_history(tokens: np.ndarray, vocab: int) -> Target:
     if not prev:
         raise TargetError(
             "No valid induction target could be derived from TOKENS (no prior repetition of "
-            "last token). Pass --correct and --incorrect."
+            "last token). Give the target: --correct/--incorrect (nfp) or "
+            "induction.correct/incorrect (config.yaml)."
         )
     k = prev[-1]
     nxt = t[k + 1]

@@ -117,7 +117,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             "certificate",
-            ("export", "layernorm", "heads", "layers"),
+            ("export", "prompt", "layernorm", "heads", "layers"),
             (),
             (*_CORE, "certificate", "rigor", "stages/certificate"),
             "stages.certificate:run",
