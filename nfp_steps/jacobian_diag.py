@@ -65,7 +65,7 @@ def layer_residual_pi(w: GPT2Weights, x: np.ndarray, layer: int, iters: int = 20
 
 
 def head_jacobian_norms(w: GPT2Weights, z: np.ndarray, layer: int, head: int,
-                        max_size: int = 4096) -> dict[str, float]:
+                        max_size: int = 1024) -> dict[str, float]:
     """Dense autograd ‖·‖₂ of one head's Jacobian w.r.t. its input Z and of its value and
     pattern terms (HEURISTIC, float64); NaN when n·d > max_size (too large to form densely)."""
     import torch
@@ -87,7 +87,7 @@ def head_jacobian_norms(w: GPT2Weights, z: np.ndarray, layer: int, head: int,
     def head_out(zz):
         return pattern(zz) @ (zz @ wv + bv) @ wo
 
-    jac = torch.autograd.functional.jacobian(head_out, zt).reshape(n * d, n * d)
+    jac = torch.autograd.functional.jacobian(head_out, zt, vectorize=True).reshape(n * d, n * d)
     with torch.no_grad():
         a = pattern(zt)
     value = torch.kron(a.contiguous(), (wv @ wo).T.contiguous())

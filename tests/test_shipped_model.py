@@ -94,3 +94,39 @@ def test_default_run_ranks_the_circuit_first(report, capsys):
     out = capsys.readouterr().out
     pair_lines = [line for line in out.splitlines() if " -> " in line and "| Mech:" in line]
     assert pair_lines[0].startswith(f"L{l1}H{h1} -> L{l2}H{h2} |")
+
+
+def test_bounds_bracket_the_truth_on_the_shipped_model():
+    """Trained weights: every head's value and pattern terms and every layer's J_l − I (dense
+    float64 autograd) lie within their certified [lb, ub] on a short non-periodic prompt."""
+    import torch
+
+    from nfp_steps import torch_gpt2 as T
+    from nfp_steps.config import load_config
+    from nfp_steps.pipeline import run_in_memory
+
+    cfg = load_config({"models": {"toy": str(MODEL)}, "prompt": {"seq_len": 12, "seed": 3}})
+    res = run_in_memory(cfg, "toy", until="layers")
+    hd, ly = res["heads"].dataset, res["layers"].dataset
+    L, H = hd["value_ub"].shape
+    for layer in range(L):
+        for h in range(H):
+            v, p = hd["value_autograd"].values[layer, h], hd["pattern_autograd"].values[layer, h]
+            assert hd["value_lb"].values[layer, h] <= v * (1 + 1e-12)
+            assert v <= hd["value_ub"].values[layer, h]
+            assert hd["pattern_lb"].values[layer, h] <= p * (1 + 1e-9)
+            assert p <= hd["pattern_ub"].values[layer, h]
+    w = read_hf_folder(MODEL)
+    params = T.weights_to_torch_params(w)
+    x_all = res["forward"].dataset["x"].values
+    for layer in range(L):
+        def block(x, layer=layer):
+            z1 = T.layer_norm(x, params["ln1_g"][layer], params["ln1_b"][layer], w.eps)
+            y = x + T.attention(params, layer, z1)[0]
+            z2 = T.layer_norm(y, params["ln2_g"][layer], params["ln2_b"][layer], w.eps)
+            return y + T.mlp(params, layer, z2, w.gelu_kind)
+
+        n, d = x_all[layer].shape
+        j = torch.autograd.functional.jacobian(block, torch.tensor(x_all[layer]), vectorize=True)
+        truth = float(np.linalg.norm(j.reshape(n * d, n * d).numpy() - np.eye(n * d), 2))
+        assert ly["C_lb"].values[layer] <= truth <= ly["C_ub"].values[layer]

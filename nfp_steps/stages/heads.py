@@ -15,6 +15,7 @@ HEAD_TSV = ("eps_ub", "value_lb", "value_ub", "pattern_lb", "pattern_ub", "attn_
 def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     from nfp_steps import bounds as B
     from nfp_steps import rigor as R
+    from nfp_steps.jacobian_diag import head_jacobian_norms
     from nfp_steps.layer_lower import head_pattern_lower_bound
 
     w = weights(inputs)
@@ -33,6 +34,8 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
                 w.W_V[layer, h], w.W_O[layer, h], softmax=cfg["bounds"]["heads"]["softmax"],
                 z_rad=z_rad,
             )
+            # heuristic diagnostic for small prompts: dense autograd norms (NaN when too large)
+            hb.update(head_jacobian_norms(w, z1[layer], layer, h))
             # certified lower bound on the pattern term (Rayleigh quotient, ball arithmetic)
             hb["pattern_lb"] = head_pattern_lower_bound(w, layer, h, z1[layer], z_rad)
             if not hb["pattern_lb"] <= hb["pattern_ub"]:
@@ -46,6 +49,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
                 res.setdefault(k, np.zeros((w.n_layers, w.n_heads)))[layer, h] = v
     ds = xr.Dataset({k: (("layer", "head"), v) for k, v in res.items()})
     ds["z1_rad_max"] = ("layer", z_rad_max)
+    ds.attrs["heuristic"] = ["head_autograd", "value_autograd", "pattern_autograd"]
     lines = ["layer\thead\t" + "\t".join(HEAD_TSV)]
     for layer in range(w.n_layers):
         for h in range(w.n_heads):
