@@ -47,7 +47,7 @@ def main() -> None:
 
     from nfp_steps.config import load_config
     from nfp_steps.io.zarr_store import weights_to_dataset
-    from nfp_steps.pipeline import stage_export  # noqa: F401  (import cost counted below)
+    from nfp_steps.run_stage import stage_function
     from nfp_steps.stage_specs import STAGES, StageResult
 
     rng = np.random.default_rng(0)
@@ -55,13 +55,10 @@ def main() -> None:
     cfg = load_config({"models": {"bench": "unused"}, "prompt": {"seq_len": args.seq_len}})
     out = {"export": StageResult(weights_to_dataset(w), {})}
     times = {}
-    import importlib
-
     for name, spec in STAGES.items():
         if name == "export":
             continue
-        mod, fn = spec.func.split(":")
-        func = getattr(importlib.import_module(f"nfp_steps.{mod}"), fn)
+        func = stage_function(spec)
         t0 = time.perf_counter()
         out[name] = func({k: out[k].dataset for k in spec.inputs}, cfg, "bench")
         times[name] = time.perf_counter() - t0

@@ -48,7 +48,7 @@ Candidates for ‖M‖₂ (G = MᵀM or MMᵀ, the smaller side, k×k; ‖M‖�
     good one makes δ_D ≈ γ_k tr(A). If Cholesky breaks down, the margin grows ×256 (4 tries),
     else the candidate is +∞. :func:`certify_lambda_max_le` is Rump's test (BIT 2006) in the
     same a-posteriori form: to prove λ_max(G) ≤ c it factors cI − H − sI with
-    s = δ_E + 3γ_{k+1}tr(cI − H)/(1 − 2γ_{k+1}) and succeeds iff the bound above is ≤ c.
+    s = δ_E + 3γ_{k+1}tr(cI − H)/(1 − 2γ_{k+1}) + 8u|c| and succeeds iff the bound above is ≤ c.
     Relative overestimate ≈ margin ≈ 1e-10 + O(k²u).
 
 Head products ‖A Bᵀ‖₂ (QK: A = W_Q, B = W_K, d×dh; VO: A = W_V, B = W_Oᵀ). With the dh×dh Grams
@@ -327,7 +327,7 @@ def certify_lambda_max_le(g: SymEnclosure, c: float) -> bool:
     """Prove λ_max(S) ≤ c (Rump: Cholesky of cI − h − sI, s = Cholesky budget + ‖S − h‖₂)."""
     if not (math.isfinite(c) and g.h.size and np.isfinite(g.h).all()):
         return False
-    s = float(R.add_up(rump_shift(g.h, c), g.delta))
+    s = float(R.add_up(R.add_up(rump_shift(g.h, c), g.delta), 8 * R.U * abs(c)))  # + scalar ulps
     t = float(R.down(c - s))
     lam = cholesky_lambda_ub(g.h, t)
     return float(R.add_up(lam, g.delta)) <= c
