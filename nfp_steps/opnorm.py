@@ -153,6 +153,8 @@ def brauer_ub(d: np.ndarray, r: np.ndarray, chunk: int = 256) -> float:
         return 0.0
     if k == 1:
         return _ub(d[0])
+    if not (np.isfinite(d).all() and np.isfinite(r).all()):
+        return INF
     best = -INF
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, k, chunk):
@@ -162,7 +164,10 @@ def brauer_ub(d: np.ndarray, r: np.ndarray, chunk: int = 256) -> float:
             b = R.up(R.up(R.up(di + d[None, :]) + rad) * 0.5)
             rows = np.arange(b.shape[0])
             b[rows, rows + s] = -INF  # i = j is Gershgorin, not an oval
-            best = max(best, float(np.max(b)))
+            top = float(np.max(b))
+            if np.isnan(top):  # never let Python's max skip a NaN
+                return INF
+            best = max(best, top)
     return _ub(best)
 
 
@@ -340,7 +345,10 @@ def certified_lambda_max_ub(g: SymEnclosure, rel_margin: float = REL_MARGIN) -> 
         return 0.0
     if not np.isfinite(g.h).all():
         return INF
-    w = np.linalg.eigvalsh(g.h)
+    try:
+        w = np.linalg.eigvalsh(g.h)
+    except np.linalg.LinAlgError:
+        return INF
     lam, scale = float(w[-1]), float(np.max(np.abs(w)))
     n = g.h.shape[0]
     margin = rel_margin * scale + rump_shift(g.h, lam + scale * 1e-8) + 16 * n * R.U * scale
@@ -488,9 +496,12 @@ def top_right_singular_vector(m: np.ndarray, iters: int = 100) -> np.ndarray:
     if m.size == 0 or not np.isfinite(m).all():
         return np.ones(m.shape[1])
     if min(m.shape) <= MAX_GRAM_DIM:
-        if m.shape[0] >= m.shape[1]:
-            return np.linalg.eigh(m.T @ m)[1][:, -1]
-        return m.T @ np.linalg.eigh(m @ m.T)[1][:, -1]
+        try:
+            if m.shape[0] >= m.shape[1]:
+                return np.linalg.eigh(m.T @ m)[1][:, -1]
+            return m.T @ np.linalg.eigh(m @ m.T)[1][:, -1]
+        except np.linalg.LinAlgError:
+            pass
     v = np.random.default_rng(0).standard_normal(m.shape[1])
     for _ in range(iters):
         v = m.T @ (m @ v)
@@ -604,9 +615,12 @@ def _scaling_extra(sa: Scaled, sb: Scaled, na: float, nb: float) -> float:
 
 def product_top_vector(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Heuristic top right singular vector of A Bᵀ via thin QRs: ABᵀ = Q_a(R_aR_bᵀ)Q_bᵀ."""
-    qa, ra = np.linalg.qr(a)
-    qb, rb = np.linalg.qr(b)
-    return qb @ np.linalg.svd(ra @ rb.T)[2][0]
+    try:
+        qa, ra = np.linalg.qr(a)
+        qb, rb = np.linalg.qr(b)
+        return qb @ np.linalg.svd(ra @ rb.T)[2][0]
+    except np.linalg.LinAlgError:
+        return np.ones(b.shape[0])
 
 
 def product_lb(a: np.ndarray, b: np.ndarray, x: np.ndarray | None = None) -> float:
