@@ -1,9 +1,12 @@
-"""Rigorous bounds for issue-2's stages: operator norms, LayerNorm, softmax, heads, layers.
+"""Rigorous bounds of the layernorm, heads and layers stages (DESIGN §6).
 
-These are the simplest *valid* forms of DESIGN §6 (Frobenius/Schur candidates, an exact
-enclosure of the attention probabilities, the ½ softmax bound, the simple pattern-term form).
-Every ``*_ub`` is ≥ and every ``*_lb`` ≤ the exact-real quantity it names, rounding included
-(see :mod:`nfp_steps.rigor`). Heuristic values are named ``*_est`` and never called bounds.
+LayerNorm (per-row variance lower bounds, local and global Jacobian bounds, an output
+enclosure), attention (an enclosure of the exact probabilities, the operator norm of A), the
+per-head value and pattern terms (centred and simple forms) and the per-layer constants.
+Operator norms come from :mod:`nfp_steps.opnorm`, softmax-row bounds from
+:mod:`nfp_steps.softmax_bounds`. Every ``*_ub`` is ≥ and every ``*_lb`` ≤ the exact-real
+quantity it names, rounding included (see :mod:`nfp_steps.rigor`). Heuristic values are named
+``*_pi`` / ``*_autograd`` and never called bounds.
 """
 
 from __future__ import annotations
@@ -13,6 +16,15 @@ import math
 import numpy as np
 
 from nfp_steps import rigor as R
+from nfp_steps.opnorm import (  # re-exported: the stages take every bound from here
+    opnorm_candidates,
+    opnorm_lb,
+    opnorm_ub,
+    product_lb,
+    qk_candidates,
+    vo_candidates,
+    vo_lb,
+)
 
 # |fl(exp(x)) − exp(x)| ≤ EXP_REL_ERR·exp(x) for numpy's float64 exp (checked against mpmath
 # at 200 bits in tests/test_rigor.py). glibc/numpy document < 1 ulp; we allow 4 u.
@@ -21,81 +33,6 @@ EXP_REL_ERR = 4 * R.U
 # sup_x |GELU'(x)| ≤ GELU_DERIV_SUP for both GELU kinds (true values ≈ 1.12899); certified in
 # tests/test_rigor.py by a grid check at 200-bit precision plus a Lipschitz bound between points.
 GELU_DERIV_SUP = 1.13
-
-
-# ---- operator norms -------------------------------------------------------------------------
-def opnorm_candidates(m: np.ndarray, radius: np.ndarray | None = None) -> dict[str, float]:
-    """Valid upper bounds on ‖M‖₂ for M exact (or ``m`` ± ``radius``), and the one used."""
-    frob = R.frobenius_ub(m, radius)
-    schur = float(R.sqrt_up(R.mul_up(R.one_norm_ub(m, radius), R.inf_norm_ub(m, radius))))
-    return {"frob": frob, "schur": schur, "used": min(frob, schur)}
-
-
-def opnorm_ub(m: np.ndarray, radius: np.ndarray | None = None) -> float:
-    return opnorm_candidates(m, radius)["used"]
-
-
-def product_opnorm_candidates(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Upper bounds on ‖a @ b‖₂ (e.g. W_Q W_Kᵀ, W_V W_O): factor and dense-product forms."""
-    factor = float(R.mul_up(opnorm_ub(a), opnorm_ub(b)))
-    c, rad = R.matmul_radius(a, b)
-    dense = opnorm_candidates(c, rad)
-    out = {"factor": factor, "dense_frob": dense["frob"], "dense_schur": dense["schur"]}
-    out["used"] = min(out.values())
-    return out
-
-
-def chain_norm_lb(mats: list[tuple[np.ndarray, np.ndarray | None]], x: np.ndarray) -> float:
-    """Rigorous lower bound on ‖M₁⋯M_k x‖₂ / ‖x‖₂ ≤ ‖M₁⋯M_k‖₂ (a Rayleigh-type quotient).
-
-    Each factor is ``(m, radius)``: the exact factor lies within ``m`` ± ``radius`` (radius
-    None: exact). The vector is propagated right to left with an error radius.
-    """
-    y = np.asarray(x, dtype=np.float64)
-    r = np.zeros_like(y)
-    for m, rad in reversed(mats):
-        ynew, rr = R.matmul_radius(m, y)
-        # exact = m*(y*) with |m* − m| ≤ rad, |y* − y| ≤ r
-        acc = rr + np.abs(m) @ r
-        if rad is not None:
-            acc = acc + rad @ (np.abs(y) + r)
-        k = m.shape[-1]
-        r = R.clean_ub(R.up(acc * (1.0 + 4.0 * R.gamma(k + 2))))
-        y = ynew
-    num = R.vec_norm_lb(y, r)
-    den = R.vec_norm_ub(np.asarray(x, dtype=np.float64))
-    return float(R.div_down(num, den)) if den > 0 else 0.0
-
-
-def power_top_right(mats: list[np.ndarray], iters: int = 60, seed: int = 0) -> np.ndarray:
-    """A (heuristic) top right singular vector of M = M₁⋯M_k by power iteration on MᵀM, applied
-    through the factors (no dense product, no LAPACK). Only ever fed to :func:`chain_norm_lb`,
-    so its accuracy affects tightness, never validity. Deterministic (seeded start)."""
-    q = mats[-1].shape[-1]
-    x = np.random.default_rng(seed).standard_normal(q)
-    for _ in range(iters):
-        y = x
-        for m in reversed(mats):
-            y = m @ y
-        for m in mats:
-            y = m.T @ y
-        nrm = np.linalg.norm(y)
-        if not np.isfinite(nrm) or nrm == 0.0:
-            break
-        x = y / nrm
-    return x
-
-
-def top_right_singular_vector(m: np.ndarray) -> np.ndarray:
-    """Heuristic top right singular vector of one matrix (see :func:`power_top_right`)."""
-    if m.size == 0:
-        return np.ones(m.shape[-1])
-    return power_top_right([m])
-
-
-def lowrank_top_vector(a: np.ndarray, bt: np.ndarray) -> np.ndarray:
-    """Heuristic top right singular vector of a @ bt (a: p×r, bt: r×q) through the factors."""
-    return power_top_right([a, bt])
 
 
 # ---- LayerNorm ------------------------------------------------------------------------------
@@ -258,10 +195,11 @@ def centred(m: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def attention_opnorm(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
     """(lb, ub) on ‖A*‖₂ for the exact row-stochastic A* in [lo, hi]."""
     one = float(np.max(R.sum_nonneg_ub(hi, axis=0)))  # max column sum
-    ub = min(float(R.sqrt_up(one)), R.frobenius_ub(hi))  # ‖A*‖_∞ = 1 exactly
+    # ‖A*‖_∞ = 1 exactly (rows sum to 1) gives Schur; 0 ≤ A* ≤ hi entrywise gives ‖A*‖ ≤ ‖hi‖
+    # (Perron-Frobenius), bounded by the certified candidates
+    ub = min(float(R.sqrt_up(one)), opnorm_ub(hi))
     rad = np.maximum(hi - a, a - lo)
-    lb = chain_norm_lb([(a, rad)], top_right_singular_vector(a))
-    return lb, ub
+    return opnorm_lb(a, rad), ub
 
 
 def head_bounds(
@@ -295,10 +233,10 @@ def head_bounds(
     soft["softmax_fallback_rows"] = float(np.count_nonzero(
         np.all(lo == 0.0, axis=-1) & (np.max(hi, axis=-1) >= 1.0)))
     softmax_ub = soft["softmax_half"] if softmax == "half" else float(np.max(rows["used"]))
-    qk = product_opnorm_candidates(wq, wk.T)
-    vo = product_opnorm_candidates(wv, wo)
-    vo_lb = chain_norm_lb([(wv, None), (wo, None)], lowrank_top_vector(wv, wo))
-    qk_lb = chain_norm_lb([(wq, None), (wk.T, None)], lowrank_top_vector(wq, wk.T))
+    qk = qk_candidates(wq, wk)  # ‖W_Q W_Kᵀ‖ (never ‖W_Kᵀ W_Q‖)
+    vo = vo_candidates(wv, wo)
+    vo_low = vo_lb(wv, wo)
+    qk_lb = product_lb(wq, wk)
     z_norm = opnorm_candidates(z, z_rad)
     bq_vec, bq_rad = R.matmul_radius(wk, bq)
     bq_ub = R.vec_norm_ub(bq_vec, bq_rad)
@@ -318,21 +256,18 @@ def head_bounds(
     pattern_centred = float(R.mul_up(scale, R.mul_up(R.add_up(t_qk, t_kq), t_vo)))
     pattern_ub = min(pattern_simple, pattern_centred)
     value_ub = float(R.mul_up(a_ub, vo["used"]))
-    value_lb = float(R.mul_down(a_lb, vo_lb))
+    value_lb = float(R.mul_down(a_lb, vo_low))
     eps_ub = float(R.div_up(pattern_ub, value_lb)) if value_lb > 0 else R.INF
     return {
         "attn_norm_lb": a_lb,
         "attn_norm_ub": a_ub,
-        "qk_ub_factor": qk["factor"],
-        "qk_ub_dense_frob": qk["dense_frob"],
-        "qk_ub_dense_schur": qk["dense_schur"],
+        **{f"qk_ub_{k}": v for k, v in qk.items() if k != "used"},
         "qk_ub": qk["used"],
         "qk_lb": qk_lb,
-        "vo_ub_factor": vo["factor"],
-        "vo_ub_dense_frob": vo["dense_frob"],
-        "vo_ub_dense_schur": vo["dense_schur"],
+        **{f"vo_ub_{k}": v for k, v in vo.items() if k != "used"},
         "vo_ub": vo["used"],
-        "vo_lb": vo_lb,
+        "vo_lb": vo_low,
+        **{f"z_norm_ub_{k}": v for k, v in z_norm.items() if k != "used"},
         "z_norm_ub": z_norm["used"],
         **soft,
         "softmax_ub": softmax_ub,

@@ -35,14 +35,18 @@ def factor_tiers(inputs: Inputs, cfg: dict) -> list[dict[str, list[float]]]:
         value = hd["value_ub"].values[i]
         heads = [float(R.sum_nonneg_ub(R.add_up(value, hd[k].values[i])))
                  for k in ("pattern_ub_simple", "pattern_ub")]
-        w_in, w_out = B.opnorm_candidates(w.W_in[i]), B.opnorm_candidates(w.W_out[i])
+        # tiers: Frobenius; the cheap candidates (no Cholesky); every candidate (certified tight)
+        w_in, w_out = (
+            [B.opnorm_candidates(m, tight=False)["frobenius"],
+             B.opnorm_candidates(m, tight=False)["used"], B.opnorm_ub(m)]
+            for m in (w.W_in[i], w.W_out[i]))
         t = {
             "ln1": [float(ln["ln1_global_ub"].values[i])],
             "heads": heads,
             "ln2": [float(ln["ln2_global_ub"].values[i])],
-            "w_in": [w_in["frob"], w_in["used"]],
+            "w_in": w_in,
             "gelu": [B.GELU_DERIV_SUP],
-            "w_out": [w_out["frob"], w_out["used"]],
+            "w_out": w_out,
         }
         if local_ln:
             t["ln1"].append(float(ln["ln1_local_ub"].values[i]))
