@@ -109,7 +109,7 @@ def run(args) -> int:
     import json
 
     from nfp_steps.pipeline import run_in_memory
-    from nfp_steps.ranking import fmt, induction_report
+    from nfp_steps.ranking import induction_report
     from nfp_steps.scores import TargetError
     from nfp_steps.stages.ranking import ranking_rows
 
@@ -141,51 +141,18 @@ def run(args) -> int:
         text = _insert_after_header(text, _scheduler_block(cfg, ly))
     sys.stdout.write(text)
     if args.diagnostics:
-        print()
-        _print_layer_block(ly, adaptive)
-        top = rows[: rk["diag_top"]]
-        print()
-        print(f"DIAGNOSTICS (ε decomposition) for top-{len(top)} candidates")
-        for r in top:
-            print(f"Candidate L{r['l1']}H{r['h1']} -> L{r['l2']}H{r['h2']}")
-            for tag, (lay, h) in (("Head1", (r["l1"], r["h1"])), ("Head2", (r["l2"], r["h2"]))):
-                print(f"  {tag} L{lay}H{h}:")
-                for k in ("softmax_ub", "z_norm_ub", "qk_ub", "qk_lb", "vo_ub", "vo_lb",
-                          "attn_norm_lb", "attn_norm_ub", "pattern_ub", "value_lb", "value_ub",
-                          "eps_ub"):
-                    print(f"    {k:<14} = {fmt(hd[k].values[lay, h])}")
-            print("  Combined:")
-            print(f"    ε1 = {fmt(r['eps1_ub'])}  ε2 = {fmt(r['eps2_ub'])}")
-            print(f"    combinedError = (1+ε1)(1+ε2)-1 = {fmt(r['pairError_ub'])}")
+        from nfp_steps import diagnostics_text as D
+        from nfp_steps.io.zarr_store import dataset_to_weights
+
+        w = dataset_to_weights(inputs["export"])
+        blocks = [D.layer_block(ly, adaptive)]
+        if w.d_mlp:
+            blocks.append(D.rect_gram_block(w.W_in[0], w.W_out[0]))
+        blocks.append(D.eps_decomposition(rows[: rk["diag_top"]], hd, w.d_head))
+        for block in blocks:
+            print()
+            print("\n".join(block))
     return 0
-
-
-def _print_layer_block(ly, adaptive: bool) -> None:
-    """The original's per-layer block: PI vs rigorous, or LOWER vs UPPER with --adaptive.
-
-    PI is a heuristic power-iteration estimate of ‖J_l − I‖₂; lb (a Rayleigh quotient of a
-    Krylov vector in ball arithmetic) and ub are rigorous.
-    """
-    from nfp_steps.ranking import fmt
-
-    c_ub, c_lb = ly["C_ub"].values, ly["C_lb"].values
-    if adaptive:
-        print("LAYER NORM DIAGNOSTICS (LOWER vs UPPER)")
-        print("  (lb is rigorous lower bound via Krylov steps; ub is rigorous upper bound)")
-        for i, c in enumerate(c_ub):
-            lb = float(c_lb[i])
-            slack = fmt(c / lb) if lb > 1e-12 else "inf"
-            print(f"  L{i}: lb≈{fmt(lb)}  ub={fmt(c)}  ub/lb={slack}  tier={ly['tier'].values[i]}")
-        return
-    print("LAYER NORM DIAGNOSTICS (PI vs rigorous)")
-    print("  (PI is diagnostics-only; lb (Krylov vector, certified) and ub are rigorous)")
-    for i, c in enumerate(c_ub):
-        pi, lb = float(ly["C_pi"].values[i]), float(c_lb[i])
-        ratio = fmt(c / pi) if pi > 1e-12 else "inf"
-        slack = fmt(c / lb) if lb > 1e-12 else "inf"
-        a_ub, m_ub = fmt(ly["attn_ub"].values[i]), fmt(ly["mlp_ub"].values[i])
-        print(f"  L{i}: PI≈{fmt(pi)}  ub={fmt(c)}  ub/PI={ratio}  lb={fmt(lb)}  ub/lb={slack}"
-              f"  (attn_ub={a_ub} mlp_ub={m_ub})")
 
 
 def _scheduler_block(cfg: dict, ly) -> list[str]:
