@@ -15,6 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_pipeline.py", ["--layers", "2", "--heads", "2", "--width", "16", "--vocab", "40",
                            "--seq-len", "8"], "rigorous stages / forward"),
     ("bench_nfpt_parse.py", ["--scale", "0.002"], "MB/s"),
+    ("bench_opnorm.py", ["--heads", "1"], "cholesky"),
 ])
 def test_benchmark_runs(script, args, expect):
     proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
