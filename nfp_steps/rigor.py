@@ -95,6 +95,7 @@ def mul_up(a, b):
 
 
 def mul_down(a, b):
+    """Lower bound on a·b for a NON-NEGATIVE exact product (negative results clamp to 0)."""
     return clean_lb(down(np.multiply(a, b)))
 
 
@@ -108,6 +109,7 @@ def div_up(a, b):
 
 
 def div_down(a, b):
+    """Lower bound on a / b for a ≥ 0, b > 0 (non-negative results only; b ≤ 0 gives 0)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
