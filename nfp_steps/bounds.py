@@ -212,6 +212,7 @@ def head_bounds(
     wo: np.ndarray,
     softmax: str = "rows",
     z_rad: np.ndarray | None = None,
+    z_norm: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Bounds on one head's Jacobian at its input Z* (DESIGN §6, "Head (l,h)"): the stored Z, or
     every Z* within z ± z_rad (the exact LN1 output of the stored x; :func:`layernorm_enclosure`).
@@ -237,7 +238,8 @@ def head_bounds(
     vo = vo_candidates(wv, wo)
     vo_low = vo_lb(wv, wo)
     qk_lb = product_lb(wq, wk)
-    z_norm = opnorm_candidates(z, z_rad)
+    if z_norm is None:  # the same for every head of a layer: callers may pass it in
+        z_norm = opnorm_candidates(z, z_rad)
     bq_vec, bq_rad = R.matmul_radius(wk, bq)
     bq_ub = R.vec_norm_ub(bq_vec, bq_rad)
     inner = R.add_up(R.mul_up(2.0, R.mul_up(z_norm["used"], qk["used"])),

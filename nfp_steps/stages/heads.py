@@ -28,11 +28,12 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
         z, z_rad = B.layernorm_enclosure(x[layer], w.ln1_g[layer], w.ln1_b[layer], w.eps)
         z_rad = np.asarray(R.up(z_rad + np.abs(z - z1[layer])))
         z_rad_max[layer] = float(z_rad.max())
+        z_norm = B.opnorm_candidates(z1[layer], z_rad)  # shared by the layer's heads
         for h in range(w.n_heads):
             hb = B.head_bounds(
                 z1[layer], w.W_Q[layer, h], w.b_Q[layer, h], w.W_K[layer, h], w.b_K[layer, h],
                 w.W_V[layer, h], w.W_O[layer, h], softmax=cfg["bounds"]["heads"]["softmax"],
-                z_rad=z_rad,
+                z_rad=z_rad, z_norm=z_norm,
             )
             # heuristic diagnostic for small prompts: dense autograd norms (NaN when too large)
             hb.update(head_jacobian_norms(w, z1[layer], layer, h))
