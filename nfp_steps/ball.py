@@ -25,6 +25,11 @@ from nfp_steps import rigor as R
 _INFL = 1.0 + 8.0 * R.U
 
 
+class BallError(ValueError):
+    """An operation whose enclosure cannot be formed (a divisor ball reaching 0, exp overflow):
+    callers computing lower bounds fall back to a trivial valid value (e.g. 0)."""
+
+
 def _rad(x) -> np.ndarray:
     """Round a radius formula's float value up safely (non-negative terms)."""
     return R.clean_ub(R.up(R.up(np.asarray(x, dtype=np.float64) * _INFL) + R.ETA))
@@ -74,7 +79,7 @@ class Ball:
         o = Ball.of(other)
         lo = R.down(o.m - o.r)
         if np.any(~(lo > 0)):
-            raise ValueError("Ball division: the divisor's enclosure reaches zero or below")
+            raise BallError("Ball division: the divisor's enclosure reaches zero or below")
         m = self.m / o.m
         # |a/b − m| ≤ (|a − am| + |am/bm|·|b − bm|)/b_lo + rounding
         r = (self.r + np.abs(m) * o.r) / lo + R.U * np.abs(m)
@@ -89,6 +94,8 @@ class Ball:
         return Ball(m, _rad(r))
 
     def exp(self) -> Ball:
+        if np.any(R.up(self.m + self.r) > E.EXP_MAX_ARG):
+            raise BallError("Ball exp: the enclosure reaches the float64 overflow range")
         lo, _ = E.exp_enclosure(R.down(self.m - self.r))
         _, hi = E.exp_enclosure(R.up(self.m + self.r))
         m = np.exp(self.m)

@@ -165,6 +165,7 @@ def attention_enclosure(
     ok = t_row <= 0.5
     hi = np.where(ok, R.up(a * (1 + 4 * t_row) * (1 + c)) + 1e-300, 1.0)
     lo = np.where(ok, R.down(a * (1 - 2 * t_row) * (1 - c)), 0.0)
+    lo = np.where(a < 2.0**-1000, 0.0, lo)  # near/below the subnormal range: relative error void
     hi = np.where(mask, 0.0, np.minimum(R.clean_ub(hi), 1.0))
     lo = np.where(mask, 0.0, R.clean_lb(lo))
     return a, lo, hi
@@ -198,7 +199,7 @@ def attention_opnorm(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[flo
     # ‖A*‖_∞ = 1 exactly (rows sum to 1) gives Schur; 0 ≤ A* ≤ hi entrywise gives ‖A*‖ ≤ ‖hi‖
     # (Perron-Frobenius), bounded by the certified candidates
     ub = min(float(R.sqrt_up(one)), opnorm_ub(hi))
-    rad = np.maximum(hi - a, a - lo)
+    rad = R.up(np.maximum(hi - a, a - lo))
     return opnorm_lb(a, rad), ub
 
 

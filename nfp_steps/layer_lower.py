@@ -20,7 +20,7 @@ import mpmath
 import numpy as np
 
 from nfp_steps import rigor as R
-from nfp_steps.ball import Ball
+from nfp_steps.ball import Ball, BallError
 from nfp_steps.model import GPT2Weights
 
 
@@ -61,6 +61,17 @@ def gelu_deriv(x: Ball, kind: str) -> Ball:
     return 0.5 * (1.0 + (x * INV_SQRT_2).erf()) + x * phi
 
 
+def _masked_shifted(s: Ball, keep: np.ndarray) -> Ball:
+    """Logits minus the row max of the kept (causal) entries; masked entries become exact 0.
+
+    Any per-row constant leaves the softmax unchanged, and masked entries are multiplied by 0
+    afterwards, so their (possibly huge) logits must not reach exp.
+    """
+    shift = np.max(np.where(keep > 0, s.m, -np.inf), axis=-1, keepdims=True)
+    t = s - shift
+    return Ball(np.where(keep > 0, t.m, 0.0), np.where(keep > 0, t.r, 0.0))
+
+
 def attention_ball(w: GPT2Weights, layer: int, z: Ball, dz: Ball) -> tuple[Ball, Ball]:
     """(attention sublayer output, its JVP) at z along dz."""
     n, dh = z.m.shape[0], w.d_head
@@ -73,9 +84,8 @@ def attention_ball(w: GPT2Weights, layer: int, z: Ball, dz: Ball) -> tuple[Ball,
         k = z @ w.W_K[layer, h] + w.b_K[layer, h]
         v = z @ w.W_V[layer, h] + w.b_V[layer, h]
         dq, dk, dv = dz @ w.W_Q[layer, h], dz @ w.W_K[layer, h], dz @ w.W_V[layer, h]
-        s = (q @ k.T) / sq
-        shift = np.max(np.where(keep > 0, s.m, -np.inf), axis=-1, keepdims=True)
-        e = (s - shift).exp() * keep
+        s = _masked_shifted(q @ k.T / sq, keep)
+        e = s.exp() * keep
         p = e / e.sum()
         ds = ((dq @ k.T) + (q @ dk.T)) / sq * keep
         dp = p * (ds - (p * ds).sum())
@@ -94,9 +104,7 @@ def head_pattern_jvp_ball(w: GPT2Weights, layer: int, head: int, z: Ball, dz: Ba
     k = z @ w.W_K[layer, head] + w.b_K[layer, head]
     v = z @ w.W_V[layer, head] + w.b_V[layer, head]
     dq, dk = dz @ w.W_Q[layer, head], dz @ w.W_K[layer, head]
-    s = (q @ k.T) / sq
-    shift = np.max(np.where(keep > 0, s.m, -np.inf), axis=-1, keepdims=True)
-    e = (s - shift).exp() * keep
+    e = _masked_shifted(q @ k.T / sq, keep).exp() * keep
     p = e / e.sum()
     ds = ((dq @ k.T) + (q @ dk.T)) / sq * keep
     dp = p * (ds - (p * ds).sum())
@@ -141,14 +149,28 @@ def head_pattern_lower_bound(w: GPT2Weights, layer: int, head: int, z: np.ndarra
         return 0.0
     zb = Ball(np.asarray(z, dtype=np.float64),
               np.zeros_like(z) if z_rad is None else np.asarray(z_rad, dtype=np.float64))
-    out = head_pattern_jvp_ball(w, layer, head, zb, Ball.exact(u))
+    try:
+        out = head_pattern_jvp_ball(w, layer, head, zb, Ball.exact(u))
+    except BallError:  # enclosure too wide (extreme weights): 0 is a valid lower bound
+        return 0.0
     return float(R.div_down(out.norm_lb(), nu))
 
 
 def mlp_input_bounds(w: GPT2Weights, layer: int, x: np.ndarray) -> tuple[np.ndarray, float]:
     """At the exact MLP input of block l for the stored x_l (y* = x_l + attention(x_l), known
     as a ball, not the stored fl(y)): per row a rigorous ub on ‖J_LN2(y*_row)‖₂, and a rigorous
-    ub on max |GELU′| over the exact pre-activations."""
+    ub on max |GELU′| over the exact pre-activations. If the enclosure cannot be formed
+    (extreme weights), the input-free bounds: max|γ|/√eps per row and the GELU′ supremum."""
+    try:
+        return _mlp_input_bounds(w, layer, x)
+    except BallError:
+        from nfp_steps.bounds import GELU_DERIV_SUP, layernorm_global_ub
+
+        g = layernorm_global_ub(w.ln2_g[layer], w.eps)
+        return np.full(x.shape[0], g), GELU_DERIV_SUP
+
+
+def _mlp_input_bounds(w: GPT2Weights, layer: int, x: np.ndarray) -> tuple[np.ndarray, float]:
     X = Ball.exact(x)
     z1, _, _ = layer_norm_ball(X, w.ln1_g[layer], w.ln1_b[layer], w.eps)
     a, _ = attention_ball(w, layer, z1, Ball.exact(np.zeros_like(x)))
@@ -224,4 +246,8 @@ def layer_lower_bound(w: GPT2Weights, layer: int, x: np.ndarray, steps: int = 4,
     nv = R.vec_norm_ub(v)
     if not (nv > 0 and math.isfinite(nv)):
         return 0.0
-    return float(R.div_down(residual_jvp_ball(w, layer, x, v).norm_lb(), nv))
+    try:
+        ball = residual_jvp_ball(w, layer, x, v)
+    except BallError:  # enclosure too wide (extreme weights): 0 is a valid lower bound
+        return 0.0
+    return float(R.div_down(ball.norm_lb(), nv))

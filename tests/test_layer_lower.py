@@ -94,3 +94,33 @@ def test_mlp_input_bounds_cover_ln2_and_gelu_at_the_layer_input():
         gp = torch.autograd.grad(T.gelu(pre, "tanh").sum(), pre)[0]
         assert float(gp.abs().max()) <= g <= 1.13
         assert g <= float(gp.abs().max()) * (1 + 1e-9)  # tight
+
+
+def test_huge_masked_logits_and_wide_enclosures_degrade_gracefully():
+    """Regression (adversarial review): a future (masked) logit 1800 above the causal max must
+    not reach exp; weights so large that the enclosures are too wide give lb = 0 and the
+    input-free LN2/GELU′ bounds instead of an error."""
+    from nfp_steps.bounds import GELU_DERIV_SUP, layernorm_global_ub
+    from nfp_steps.layer_lower import head_pattern_lower_bound, mlp_input_bounds
+
+    m = hf_model(8, 1, 1, 4, 5, 4, "gelu_new", 8)
+    w = hf_to_weights(m)
+    w.W_Q[0, 0] = 30.0 * np.eye(4)
+    w.W_K[0, 0] = 30.0 * np.eye(4) + 30.0 * np.outer([0, 0, 1, -1], [1, -1, 0, 0])
+    w.b_Q[:], w.b_K[:] = 0.0, 0.0
+    x = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
+    assert head_pattern_lower_bound(w, 0, 0, x) >= 0.0
+    lb = layer_lower_bound(w, 0, x, steps=2)
+    truth = float(np.linalg.norm(dense_residual_jacobian(w, 0, x), 2))
+    assert 0.0 <= lb <= truth * (1 + 1e-12)
+
+    big = hf_model(9, 1, 2, 8, 5, 6, "gelu_new", 8)
+    wb = hf_to_weights(big)
+    rng = np.random.default_rng(9)
+    for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"):
+        arr = getattr(wb, name)
+        arr[...] = rng.standard_normal(arr.shape) * 1e3
+    xb = rng.standard_normal((5, 8))
+    rows, g = mlp_input_bounds(wb, 0, xb)
+    assert np.all(rows <= layernorm_global_ub(wb.ln2_g[0], wb.eps)) and g <= GELU_DERIV_SUP
+    assert layer_lower_bound(wb, 0, xb, steps=1) >= 0.0
