@@ -72,23 +72,29 @@ def _masked_shifted(s: Ball, keep: np.ndarray) -> Ball:
     return Ball(np.where(keep > 0, t.m, 0.0), np.where(keep > 0, t.r, 0.0))
 
 
-def attention_ball(w: GPT2Weights, layer: int, z: Ball, dz: Ball) -> tuple[Ball, Ball]:
-    """(attention sublayer output, its JVP) at z along dz."""
+def _head_ball(w: GPT2Weights, layer: int, h: int, z: Ball, dz: Ball):
+    """(P, V, dP, dZ W_V) of one head at z along dz: dP_q = P_q ⊙ (dS_q − P_q·dS_q) with
+    dS = (dQ Kᵀ + Q dKᵀ)/√d_h, on the causal entries."""
     n, dh = z.m.shape[0], w.d_head
     keep = np.tril(np.ones((n, n)))
     sq = Ball.exact(np.float64(dh)).sqrt()
+    q = z @ w.W_Q[layer, h] + w.b_Q[layer, h]
+    k = z @ w.W_K[layer, h] + w.b_K[layer, h]
+    v = z @ w.W_V[layer, h] + w.b_V[layer, h]
+    dq, dk = dz @ w.W_Q[layer, h], dz @ w.W_K[layer, h]
+    e = _masked_shifted(q @ k.T / sq, keep).exp() * keep
+    p = e / e.sum()
+    ds = ((dq @ k.T) + (q @ dk.T)) / sq * keep
+    dp = p * (ds - (p * ds).sum())
+    return p, v, dp, dz @ w.W_V[layer, h]
+
+
+def attention_ball(w: GPT2Weights, layer: int, z: Ball, dz: Ball) -> tuple[Ball, Ball]:
+    """(attention sublayer output, its JVP) at z along dz."""
     out = Ball.exact(np.broadcast_to(w.b_O[layer], z.m.shape))
     dout = Ball.exact(np.zeros(z.m.shape))
     for h in range(w.n_heads):
-        q = z @ w.W_Q[layer, h] + w.b_Q[layer, h]
-        k = z @ w.W_K[layer, h] + w.b_K[layer, h]
-        v = z @ w.W_V[layer, h] + w.b_V[layer, h]
-        dq, dk, dv = dz @ w.W_Q[layer, h], dz @ w.W_K[layer, h], dz @ w.W_V[layer, h]
-        s = _masked_shifted(q @ k.T / sq, keep)
-        e = s.exp() * keep
-        p = e / e.sum()
-        ds = ((dq @ k.T) + (q @ dk.T)) / sq * keep
-        dp = p * (ds - (p * ds).sum())
+        p, v, dp, dv = _head_ball(w, layer, h, z, dz)
         out = out + (p @ v) @ w.W_O[layer, h]
         dout = dout + ((dp @ v) + (p @ dv)) @ w.W_O[layer, h]
     return out, dout
@@ -97,17 +103,7 @@ def attention_ball(w: GPT2Weights, layer: int, z: Ball, dz: Ball) -> tuple[Ball,
 def head_pattern_jvp_ball(w: GPT2Weights, layer: int, head: int, z: Ball, dz: Ball) -> Ball:
     """A ball containing the exact pattern term of head (layer, head) at Z applied to dZ:
     dA·V W_O with dA_q = J(p_q) dS_q, dS = (dZ W_Q Kᵀ + Q W_Kᵀ dZᵀ)/√d_h (values held fixed)."""
-    n, dh = z.m.shape[0], w.d_head
-    keep = np.tril(np.ones((n, n)))
-    sq = Ball.exact(np.float64(dh)).sqrt()
-    q = z @ w.W_Q[layer, head] + w.b_Q[layer, head]
-    k = z @ w.W_K[layer, head] + w.b_K[layer, head]
-    v = z @ w.W_V[layer, head] + w.b_V[layer, head]
-    dq, dk = dz @ w.W_Q[layer, head], dz @ w.W_K[layer, head]
-    e = _masked_shifted(q @ k.T / sq, keep).exp() * keep
-    p = e / e.sum()
-    ds = ((dq @ k.T) + (q @ dk.T)) / sq * keep
-    dp = p * (ds - (p * ds).sum())
+    _, v, dp, _ = _head_ball(w, layer, head, z, dz)
     return (dp @ v) @ w.W_O[layer, head]
 
 
