@@ -1,0 +1,31 @@
+"""``nfp rope``: the RoPE Jacobian bounds (no model argument, as in the original)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rope",
+        help="RoPE Jacobian bounds: the static ℓ∞ bound 2, the tight √2 and the spectral norm 1",
+        description="Print the RoPE Jacobian bounds for the given sizes, with a numeric check "
+                    "(see nfp_steps/rope.py for the derivation). Takes no model.",
+    )
+    p.add_argument("--seqLen", "--seq-len", dest="seq_len", type=int, default=4,
+                   help="positions (default 4)")
+    p.add_argument("--pairs", type=int, default=8, help="rotation pairs, dim = 2·pairs (default 8)")
+    p.add_argument("--theta", type=float, default=10000.0, help="RoPE base (default 10000)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nfp_steps.cli import UsageError
+    from nfp_steps.rope import rope_report
+
+    try:
+        text = rope_report(args.seq_len, args.pairs, args.theta)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(text, end="")
+    return 0
