@@ -138,15 +138,21 @@ def frobenius_ub(m: np.ndarray, radius: np.ndarray | None = None) -> float:
     return s
 
 
+def _abs_matrix(m: np.ndarray, radius: np.ndarray | None) -> np.ndarray:
+    """|M| (+ radius, rounded up) as a 2-D array; a 1-D input is one row."""
+    a = np.abs(m) if radius is None else up(np.abs(m) + radius)
+    return np.atleast_2d(a)
+
+
 def inf_norm_ub(m: np.ndarray, radius: np.ndarray | None = None) -> float:
     """Upper bound on ‖M‖_∞ (max absolute row sum)."""
-    a = np.abs(m) if radius is None else up(np.abs(m) + radius)
+    a = _abs_matrix(m, radius)
     return float(np.max(sum_nonneg_ub(a, axis=-1))) if a.size else 0.0
 
 
 def one_norm_ub(m: np.ndarray, radius: np.ndarray | None = None) -> float:
     """Upper bound on ‖M‖₁ (max absolute column sum)."""
-    a = np.abs(m) if radius is None else up(np.abs(m) + radius)
+    a = _abs_matrix(m, radius)
     return float(np.max(sum_nonneg_ub(a, axis=-2))) if a.size else 0.0
 
 

@@ -88,3 +88,9 @@ def test_gelu_derivative_sup_is_certified(kind):
             g = mpmath.ncdf(x) + x * mpmath.npdf(x)
         assert abs(g) <= ub
     assert ub >= 1.1289  # not vacuous-looking: the true sup is ≈ 1.12899
+
+
+def test_matrix_norms_accept_a_vector_as_one_row():
+    v = np.array([3.0, -4.0])
+    assert R.inf_norm_ub(v) >= 7.0 and R.inf_norm_ub(v) <= 7.0 * (1 + 1e-15)
+    assert R.one_norm_ub(v) >= 4.0 and R.one_norm_ub(v) <= 4.0 * (1 + 1e-15)
