@@ -133,9 +133,6 @@ class Ball:
         prop = np.abs(self.m) @ o.r + self.r @ np.abs(o.m) + self.r @ o.r
         return Ball(m, _rad(rr + prop * (1 + 2 * g) + k * R.ETA))
 
-    def __rmatmul__(self, other) -> Ball:
-        return Ball.of(other) @ self
-
     @property
     def T(self) -> Ball:  # noqa: N802 (numpy's name)
         return Ball(np.swapaxes(self.m, -1, -2), np.swapaxes(self.r, -1, -2))
@@ -144,5 +141,3 @@ class Ball:
         """Lower bound on ‖X‖ (Euclidean over all entries) for every member X."""
         return float(R.vec_norm_lb(self.m.ravel(), self.r.ravel()))
 
-    def norm_ub(self) -> float:
-        return float(R.vec_norm_ub(self.m.ravel(), self.r.ravel()))

@@ -25,11 +25,18 @@ FACTORS = ("ln1", "heads", "ln2", "w_in", "gelu", "w_out")
 SCOPES = {"layernorm": ("ln1", "ln2"), "all": FACTORS}
 
 
-def layer_ub(v: dict[str, float]) -> float:
-    """C = a + m + a·m with a = ln1·heads, m = ln2·w_in·gelu·w_out, rounded up."""
+def layer_parts(v: dict[str, float]) -> tuple[float, float, float]:
+    """(a, m, C): a = ln1·heads, m = ln2·w_in·gelu·w_out, C = a + m + a·m, all rounded up."""
+    from nfp_steps.bounds import layer_constant
+
     a = float(R.mul_up(v["ln1"], v["heads"]))
     m = float(R.mul_up(R.mul_up(v["ln2"], v["w_in"]), R.mul_up(v["gelu"], v["w_out"])))
-    return float(R.add_up(R.add_up(a, m), R.mul_up(a, m)))
+    return a, m, layer_constant(a, m)
+
+
+def layer_ub(v: dict[str, float]) -> float:
+    """C_l for the factor values ``v`` (see :func:`layer_parts`)."""
+    return layer_parts(v)[2]
 
 
 def slack(ub: float, lb: float) -> float:

@@ -74,8 +74,3 @@ def row_bounds(lo: np.ndarray, hi: np.ndarray, mask: np.ndarray | None = None) -
     out["used"] = np.minimum.reduce([out[k] for k in CANDIDATES])
     return out
 
-
-def jacobian_norm_exact(p: np.ndarray) -> float:
-    """λ_max(diag(p) − ppᵀ) in float64 (dense eigvalsh): the truth for tests and diagnostics."""
-    p = np.asarray(p, dtype=np.float64)
-    return float(np.linalg.eigvalsh(np.diag(p) - np.outer(p, p))[-1])

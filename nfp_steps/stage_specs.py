@@ -36,7 +36,7 @@ _CORE = ("model", "stage_specs", "storage", "run_stage", "config", "stages/commo
          "io/zarr_store", "io/hf")
 
 # The rigorous-bounds modules (bounds imports the others).
-_BOUNDS = ("rigor", "bounds", "opnorm", "softmax_bounds", "forward")
+_BOUNDS = ("rigor", "bounds", "opnorm", "softmax_bounds", "elementary", "forward")
 
 STAGES: dict[str, Stage] = {
     s.name: s

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from nfp_steps import bounds as B
-from nfp_steps.softmax_bounds import CANDIDATES, jacobian_norm_exact, row_bounds
+from nfp_steps.softmax_bounds import CANDIDATES, row_bounds
+
+
+def jacobian_norm_exact(p: np.ndarray) -> float:
+    """λ_max(diag(p) − ppᵀ) in float64 (dense eigvalsh)."""
+    return float(np.linalg.eigvalsh(np.diag(p) - np.outer(p, p))[-1])
 
 
 def _exact(logits: np.ndarray, prec: int = 300) -> tuple[list, mpmath.mpf]:

@@ -16,6 +16,12 @@ from nfp_steps.stage_specs import StageResult
 from nfp_steps.stages.common import Inputs, weights
 
 
+def _opnorm_tiers(c: dict[str, float]) -> list[float]:
+    """Frobenius, the best candidate without the Cholesky certificate, and the best of all."""
+    cheap = min(v for k, v in c.items() if k not in ("cholesky", "used"))
+    return [c["frobenius"], cheap, c["used"]]
+
+
 def factor_tiers(inputs: Inputs, cfg: dict) -> list[dict[str, list[float]]]:
     """Per layer, each factor's valid upper bounds from loosest to tightest."""
     from nfp_steps import bounds as B
@@ -36,10 +42,7 @@ def factor_tiers(inputs: Inputs, cfg: dict) -> list[dict[str, list[float]]]:
         heads = [float(R.sum_nonneg_ub(R.add_up(value, hd[k].values[i])))
                  for k in ("pattern_ub_simple", "pattern_ub")]
         # tiers: Frobenius; the cheap candidates (no Cholesky); every candidate (certified tight)
-        w_in, w_out = (
-            [B.opnorm_candidates(m, tight=False)["frobenius"],
-             B.opnorm_candidates(m, tight=False)["used"], B.opnorm_ub(m)]
-            for m in (w.W_in[i], w.W_out[i]))
+        w_in, w_out = (_opnorm_tiers(B.opnorm_candidates(m)) for m in (w.W_in[i], w.W_out[i]))
         t = {
             "ln1": [float(ln["ln1_global_ub"].values[i])],
             "heads": heads,
@@ -85,10 +88,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
         chosen = [{f: len(t[f]) - 1 for f in S.FACTORS} for t in tiers]
         log, stop = [], "not run"
     vals = [{f: tiers[i][f][chosen[i][f]] for f in S.FACTORS} for i in range(L)]
-    c = np.array([S.layer_ub(v) for v in vals])
-    a = np.array([float(R.mul_up(v["ln1"], v["heads"])) for v in vals])
-    m = np.array([float(R.mul_up(R.mul_up(v["ln2"], v["w_in"]), R.mul_up(v["gelu"], v["w_out"])))
-                  for v in vals])
+    a, m, c = (np.array(col) for col in zip(*(S.layer_parts(v) for v in vals), strict=True))
     for i in range(L):
         if not c_lb[i] <= c[i]:
             raise ValueError(f"layer {i}: certified lower bound {c_lb[i]!r} on ‖J_l − I‖₂ exceeds "
