@@ -136,6 +136,23 @@ def layernorm_enclosure(
     return z, R.clean_ub(np.maximum(rad, 0.0))
 
 
+def score_enclosure(
+    z: np.ndarray, wq: np.ndarray, bq: np.ndarray, wk: np.ndarray, bk: np.ndarray,
+    z_rad: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(S, err): float attention logits (Z W_Q + b_Q)(Z W_K + b_K)ᵀ/√dh (no mask) and a radius
+    with |S_exact − S| ≤ err at every Z* within z ± z_rad."""
+    dh = wq.shape[1]
+    q, rq = affine_radius(z, wq, bq, z_rad)
+    k, rk = affine_radius(z, wk, bk, z_rad)
+    s_raw, rs = R.matmul_radius(q, k.T)
+    prop = np.abs(q) @ rk.T + rq @ np.abs(k).T + rq @ rk.T
+    sq = math.sqrt(dh)
+    s = s_raw / sq
+    err = R.up((rs + prop) * (1 + 4 * R.gamma(dh + 2)) / R.down(sq)) + 4 * R.U * np.abs(s)
+    return s, R.clean_ub(err)
+
+
 def attention_enclosure(
     z: np.ndarray, wq: np.ndarray, bq: np.ndarray, wk: np.ndarray, bk: np.ndarray,
     z_rad: np.ndarray | None = None,
@@ -146,14 +163,8 @@ def attention_enclosure(
     (the stored Z, or any Z* within z ± z_rad). Logit errors T_q per row give exp(±2T_q)
     factors; exp, sum and division add a relative c.
     """
-    n, dh = z.shape[0], wq.shape[1]
-    q, rq = affine_radius(z, wq, bq, z_rad)
-    k, rk = affine_radius(z, wk, bk, z_rad)
-    s_raw, rs = R.matmul_radius(q, k.T)
-    prop = np.abs(q) @ rk.T + rq @ np.abs(k).T + rq @ rk.T
-    sq = math.sqrt(dh)
-    s = s_raw / sq
-    err = R.up((rs + prop) * (1 + 4 * R.gamma(dh + 2)) / R.down(sq)) + 4 * R.U * np.abs(s)
+    n = z.shape[0]
+    s, err = score_enclosure(z, wq, bq, wk, bk, z_rad)
     mask = np.triu(np.ones((n, n), dtype=bool), 1)
     s_m = np.where(mask, -np.inf, s)
     m = s_m.max(axis=-1, keepdims=True)

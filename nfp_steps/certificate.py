@@ -1,8 +1,16 @@
-"""Per-layer constants as a certificate: exact values, never rounded decimals.
+"""Assemble ``certificate.json`` and the ``certify`` text report (exact values, never decimals).
 
-Issue-2 scope: the *local* form (at the analysed prompt) of C_l and ∏(1 + C_l), each an upper
-bound computed with outward rounding; the global form, witnesses and the independent checker
-come with the certificate issue.
+Three parts, each a list of claims for the independent checker (:mod:`nfp_steps.check`):
+
+- **global** (:mod:`nfp_steps.global_cert`): per-layer C_l and ∏(1 + C_l) from the weights only,
+  valid for every prompt up to the model's context length;
+- **local**: the layers stage's C_l = a_l + m_l + a_l·m_l at the analysed prompt (the checker
+  re-checks the composition; the factors are this program's rigorous bounds);
+- **induction** (:mod:`nfp_steps.induction_cert`): per top pair, the induction head's attention
+  margins, value range and logit-difference lower bound, with the residual stream as witness.
+
+Numbers are exact: ``p/q`` strings for rationals (floats are dyadic rationals), ``float.hex``
+strings for the witness.
 """
 
 from __future__ import annotations
@@ -15,12 +23,16 @@ import numpy as np
 from nfp_steps import __version__
 from nfp_steps import rigor as R
 
+FORMAT = "nfp-certificate-v1"
 
-def exact(v: float) -> str:
-    """A float as an exact ``p/q`` string (floats are dyadic rationals)."""
-    if not np.isfinite(v):
-        return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
-    return str(Fraction(float(v)))
+
+def exact(v) -> str | None:
+    """A float or Fraction as an exact ``p/q`` string (None stays None)."""
+    if v is None:
+        return None
+    if isinstance(v, float) and not np.isfinite(v):
+        raise ValueError(f"non-finite value {v} in a certificate")
+    return str(Fraction(v))
 
 
 def product_one_plus_ub(cs: np.ndarray) -> float:
@@ -31,44 +43,140 @@ def product_one_plus_ub(cs: np.ndarray) -> float:
     return p
 
 
-def build_certificate(
-    model: str, sha256: str, tokens: list[int] | None, c_ub: np.ndarray, a_ub: np.ndarray,
-    m_ub: np.ndarray,
-) -> tuple[dict, str]:
-    """(certificate.json content, certificate.txt report)."""
-    prod = product_one_plus_ub(c_ub)
-    cert = {
-        "format": "nfp-certificate-v0",
-        "kind": "local",
-        "model": model,
-        "model_sha256": sha256,
-        "code_version": __version__,
-        "prompt_tokens": tokens,
-        "claims": {
-            "layers": [
-                {"layer": i, "attn_ub": exact(a), "mlp_ub": exact(m), "C_ub": exact(c)}
-                for i, (a, m, c) in enumerate(zip(a_ub, m_ub, c_ub, strict=True))
-            ],
-            "total_amplification_ub": exact(prod),
-        },
-        "meaning": "C_ub[l] >= ||J_l - I||_2 at the prompt's float64 forward trajectory; "
-                   "total_amplification_ub >= prod_l (1 + C_l).",
-        "model_sha256_of": "the model source as nfp reads it: the file's sha256 for .nfpt, "
-                           "for a folder the sha256 over its files' names and sha256s",
-    }
-    lines = [
-        "NFP certificate (local, at the analysed prompt)",
-        f"Model: {model}",
-        f"sha256: {sha256}",
-        "",
+def _exact_claims(claims: list[dict]) -> list[dict]:
+    return [{**c, "value": exact(c["value"])} for c in claims]
+
+
+def _induction_json(cert: dict, x: np.ndarray, pair: tuple[int, int, int, int]) -> dict:
+    out = {k: v for k, v in cert.items() if k != "queries"}
+    for k in ("value_lo", "value_hi", "logit_diff_lb_min"):
+        out[k] = exact(out[k])
+    out["pair"] = list(pair)
+    out["queries"] = [
+        {**r, **{k: exact(r[k]) for k in ("margin_lb", "eps_ub", "val_target_lb",
+                                          "logit_diff_lb")}}
+        for r in cert["queries"]
     ]
-    for i, c in enumerate(c_ub):
+    out["witness_x"] = [[float(v).hex() for v in row] for row in x]
+    return out
+
+
+def build_certificate(
+    *, model: str, model_path: str, sha256: str, eps: float, tokens: list[int] | None,
+    global_claims: list[dict] | None, local: dict | None, induction: list[tuple],
+    gelu_flag: float | None = None,
+) -> dict:
+    """certificate.json content. ``local``: arrays attn_ub, mlp_ub, C_ub; ``induction``: tuples
+    (pair, head certificate, witness x)."""
+    from nfp_steps.induction_cert import EXP_TAYLOR_DEGREE
+
+    cert = {
+        "format": FORMAT,
+        "model": model,
+        "model_path": model_path,
+        "model_sha256": sha256,
+        "model_sha256_of": "the model source as nfp reads it: the file's sha256 for .nfpt, "
+                          "for a folder the sha256 over its files' names and sha256s",
+        "code_version": __version__,
+        "eps": exact(float(eps)),
+        "act_deriv_flag": None if gelu_flag is None else exact(float(gelu_flag)),
+        "prompt_tokens": tokens,
+        "exp_taylor_degree": EXP_TAYLOR_DEGREE,
+        "global": None if global_claims is None else {
+            "meaning": "for every residual input of length <= n (the context length): "
+                       "layer_C >= ||J_l - I||_2, total_amplification >= prod (1 + C_l)",
+            "claims": _exact_claims(global_claims),
+        },
+        "local": None if local is None else {
+            "meaning": "C_ub >= ||J_l - I||_2 at the analysed prompt's float64 forward "
+                       "trajectory; total_amplification_ub >= prod (1 + C_l)",
+            "layers": [
+                {"layer": i, "attn_ub": exact(float(a)), "mlp_ub": exact(float(m)),
+                 "C_ub": exact(float(c))}
+                for i, (a, m, c) in enumerate(zip(local["attn_ub"], local["mlp_ub"],
+                                                  local["C_ub"], strict=True))
+            ],
+            "total_amplification_ub": exact(product_one_plus_ub(local["C_ub"])),
+        },
+        "induction": [_induction_json(c, x, pair) for pair, c, x in induction],
+    }
+    return cert
+
+
+def _dec(v, rounding: str) -> str:
+    """An exact value shown with 8 significant digits, rounded in the given direction."""
+    from decimal import Context, Decimal
+
+    f = Fraction(v)
+    ctx = Context(prec=8, rounding=rounding)
+    q = ctx.divide(Decimal(f.numerator), Decimal(f.denominator))
+    return f"{q:.8g}" if q.adjusted() < -4 or q.adjusted() >= 8 else str(q.normalize(ctx))
+
+
+def _f(v) -> str:
+    """A claimed upper bound for display, rounded up."""
+    return _dec(v, "ROUND_CEILING")
+
+
+def report_text(cert: dict) -> str:
+    """The ``certify`` report: the original's layout with correct numbers (decimals rounded up
+    for display; the exact values are in certificate.json)."""
+    lines = ["SOUND mode: rigorous bounds in exact real arithmetic (rounding included); may be "
+             "much looser than heuristic analysis.",
+             f"Model: {cert['model']}  sha256: {cert['model_sha256']}"]
+    g = cert["global"]
+    if g is not None:
+        by = {}
+        for c in g["claims"]:
+            by[(c["kind"], c.get("layer"), c.get("which"))] = c["value"]
+        gelu = by[("gelu_deriv_sup", None, None)]
+        lines += [
+            f"eps={cert['eps']}, actDerivBound={_f(gelu)}, softmaxJacobianNormInfWorst=1/2",
+            "Global (weight-only, every prompt up to the context length):",
+            f"totalAmplificationFactor<={_f(by[('total_amplification', None, None)])}",
+        ]
+        layer = 0
+        while ("layer_C", layer, None) in by:
+            lines.append(
+                f"Layer {layer}: C<={_f(by[('layer_C', layer, None)])} "
+                f"(attn<={_f(by[('layer_attn', layer, None)])}, "
+                f"mlp<={_f(by[('layer_mlp', layer, None)])}, "
+                f"ln1Bound<={_f(by[('ln_jacobian', layer, 'ln1')])}, "
+                f"ln2Bound<={_f(by[('ln_jacobian', layer, 'ln2')])})")
+            layer += 1
+    loc = cert["local"]
+    if loc is not None:
+        lines += ["Local (at the analysed prompt):",
+                  f"totalAmplificationFactor<={_f(loc['total_amplification_ub'])}"]
+        for r in loc["layers"]:
+            lines.append(f"Layer {r['layer']}: C<={_f(r['C_ub'])} (attn<={_f(r['attn_ub'])}, "
+                         f"mlp<={_f(r['mlp_ub'])})")
+    for ind in cert["induction"]:
+        l1, h1, l2, h2 = ind["pair"]
+        n, nv = ind["n_queries"], ind["n_nonvacuous"]
         lines.append(
-            f"Layer {i}: attn_ub={a_ub[i]:.6g} mlp_ub={m_ub[i]:.6g} C_ub={c:.6g}"
-        )
-    lines.append(f"Total amplification factor ub: {prod:.6g}")
-    return cert, "\n".join(lines) + "\n"
+            f"Induction head L{l2}H{h2} (pair L{l1}H{h1} -> L{l2}H{h2}), target "
+            f"logit_diff({ind['correct']}-{ind['incorrect']}): {n} induction queries, "
+            f"{nv} non-vacuous; value range [{float(Fraction(ind['value_lo'])):.6g}, "
+            f"{float(Fraction(ind['value_hi'])):.6g}]")
+        for r in ind["queries"]:
+            if r["q"] == max(q["q"] for q in ind["queries"]):
+                lines.append(
+                    f"  last query q={r['q']} (target key {r['target_key']}): margin>="
+                    f"{_lb_text(r['margin_lb'])}, mass away<={_f(r['eps_ub'])}, "
+                    f"direct logit-diff contribution>={_lb_text(r['logit_diff_lb'])}"
+                    + (" (vacuous)" if r["vacuous"] else ""))
+        if ind["logit_diff_lb_min"] is not None:
+            lines.append(f"  over all induction queries: contribution>="
+                         f"{_lb_text(ind['logit_diff_lb_min'])}")
+    lines.append("Exact values and witnesses: certificate.json; check with `nfp check`.")
+    return "\n".join(lines) + "\n"
+
+
+def _lb_text(v) -> str:
+    """A claimed lower bound for display, rounded down."""
+    return "n/a" if v is None else _dec(v, "ROUND_FLOOR")
 
 
 def dumps(cert: dict) -> str:
-    return json.dumps(cert, indent=2, sort_keys=False) + "\n"
+    return json.dumps(cert, indent=1) + "\n"

@@ -14,7 +14,7 @@ import sys
 from nfp_steps import __version__
 from nfp_steps.model import ModelError
 
-COMMANDS = ("induction", "export", "rope", "train_toy")
+COMMANDS = ("induction", "certify", "check", "export", "rope", "train_toy")
 
 
 class UsageError(ValueError):

@@ -9,8 +9,10 @@ from nfp_steps.run_stage import stage_function
 from nfp_steps.stage_specs import STAGES, StageResult
 
 
-def run_in_memory(cfg: dict, model: str, until: str = "ranking") -> dict[str, StageResult]:
-    """Run the stages up to ``until`` (inclusive, with their upstream) without touching disk."""
+def run_in_memory(cfg: dict, model: str, until: str = "ranking",
+                  done: dict[str, StageResult] | None = None) -> dict[str, StageResult]:
+    """Run the stages up to ``until`` (inclusive, with their upstream) without touching disk;
+    stages already in ``done`` are reused, not rerun."""
     needed: set[str] = set()
 
     def need(name: str) -> None:
@@ -20,8 +22,8 @@ def run_in_memory(cfg: dict, model: str, until: str = "ranking") -> dict[str, St
                 need(up)
 
     need(until)
-    out: dict[str, StageResult] = {}
+    out: dict[str, StageResult] = dict(done or {})
     for name, spec in STAGES.items():
-        if name in needed:
+        if name in needed and name not in out:
             out[name] = stage_function(spec)({k: out[k].dataset for k in spec.inputs}, cfg, model)
     return out

@@ -1,23 +1,70 @@
-"""Stage "certificate": per-layer constants and the total amplification bound, exact p/q."""
+"""Stage "certificate": global and local layer constants and induction-head certificates,
+written exactly, then verified by the independent checker (the result is in the store's attrs
+as ``check_status`` and on the last line of certificate.txt)."""
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 from nfp_steps.stage_specs import StageResult
-from nfp_steps.stages.common import Inputs, tokens
+from nfp_steps.stages.common import Inputs, table_rows, tokens, weights
+
+
+def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
+                     gelu_flag: float | None = None) -> dict:
+    """certificate.json content from the stage results (also used by ``nfp certify``)."""
+    from fractions import Fraction
+
+    from nfp_steps.certificate import build_certificate
+    from nfp_steps.global_cert import global_claims
+    from nfp_steps.induction_cert import head_certificate
+
+    toks = tokens(inputs)
+    ly = inputs["layers"]
+    x = inputs["forward"]["x"].values
+    c = cfg["certificate"]
+    n = w.n_ctx if w.n_ctx is not None else x.shape[1]
+    glob = (global_claims(w, n, None if gelu_flag is None else Fraction(gelu_flag))
+            if c["global"] else None)
+    sc = inputs["scores"].attrs
+    induction = []
+    if toks is not None:
+        for r in table_rows(inputs["ranking"])[: c["pairs"]]:
+            pair = (int(r["l1"]), int(r["h1"]), int(r["l2"]), int(r["h2"]))
+            hc = head_certificate(w, pair[2], pair[3], x[pair[2]], toks,
+                                  int(sc["target_correct"]), int(sc["target_incorrect"]))
+            induction.append((pair, hc, x[pair[2]]))
+    local = {k: ly[k].values for k in ("attn_ub", "mlp_ub", "C_ub")}
+    return build_certificate(
+        model=model, model_path=model_path, sha256=str(w.attrs.get("source_sha256", "")),
+        eps=w.eps, tokens=None if toks is None else [int(t) for t in toks],
+        global_claims=glob, local=local, induction=induction, gelu_flag=gelu_flag)
+
+
+def check_status(cert: dict, w) -> str:
+    """"verified", or "refuted: <claim>" / "unreadable: <why>" from the independent checker."""
+    from nfp_steps.check import Refuted, Unreadable, check_certificate
+
+    try:
+        check_certificate(cert, weights=w)
+    except Refuted as exc:
+        return f"refuted: {exc}"
+    except Unreadable as exc:
+        return f"unreadable: {exc}"
+    return "verified"
 
 
 def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
-    from nfp_steps.certificate import build_certificate, dumps, product_one_plus_ub
+    from nfp_steps.certificate import dumps, product_one_plus_ub, report_text
 
-    ly = inputs["layers"]
-    w_attrs = inputs["export"].attrs
-    c = ly["C_ub"].values
-    toks = tokens(inputs)
-    cert, text = build_certificate(model, str(w_attrs.get("source_sha256", "")),
-                                   None if toks is None else [int(t) for t in toks], c,
-                                   ly["attn_ub"].values, ly["mlp_ub"].values)
-    ds = xr.Dataset({"C_ub": ("layer", c),
-                     "total_ub": ((), product_one_plus_ub(c))})
+    w = weights(inputs)
+    path = str(inputs["export"].attrs.get("source_path") or "")
+    cert = make_certificate(w, inputs, cfg, model, path)
+    status = check_status(cert, w)
+    c = inputs["layers"]["C_ub"].values
+    ds = xr.Dataset({"C_ub": ("layer", c), "total_ub": ((), product_one_plus_ub(c)),
+                     "n_induction": ((), np.int64(len(cert["induction"])))})
+    ds.attrs["check_status"] = status
+    text = report_text(cert) + f"Independent check: {status}\n"
     return StageResult(ds, {"certificate.json": dumps(cert), "certificate.txt": text})

@@ -1,0 +1,649 @@
+"""Independent checker for ``certificate.json``: every claim re-derived with exact arithmetic.
+
+Shares no bound code with the producers (it imports only the model reader): weights become
+exact integers at a power-of-two scale (floats are dyadic rationals), norms are checked by exact
+positive-definiteness tests (fraction-free Gaussian elimination: all leading principal minors
+> 0), square roots by squaring, transcendental constants by Taylor series with remainder, and the
+attention logits and values of an induction certificate by fixed-point ball arithmetic on Python
+integers (scale 2⁻¹⁶⁰, outward rounding at every rescale). The witness x (the residual stream
+into the head's layer) is also re-derived by a float64 forward pass written here and must agree
+to 1e-8 relative, so a certificate cannot be about some other point.
+
+Outcome: :class:`Verified`; :class:`Refuted` (a claim is false or cannot be confirmed, exit 1);
+:class:`Unreadable` (bad JSON, missing fields, model not readable, exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "nfp-certificate-v1"
+P = 160  # fixed-point scale of the ball arithmetic: values are integers / 2^P
+# π to 30 digits, rounded each way (3.14159265358979323846264338327950...)
+PI_LO = Fraction("3.14159265358979323846264338327")
+PI_HI = Fraction("3.14159265358979323846264338328")
+
+
+class Unreadable(Exception):
+    """The certificate or the model cannot be read (exit code 2)."""
+
+
+class Refuted(Exception):
+    """A claim does not hold (exit code 1); the message names it."""
+
+
+@dataclass
+class Verified:
+    """What was checked (lines for the report) and notes (e.g. trusted parts)."""
+
+    checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- exact numbers ------------------------------------------------------------------------
+def frac(s, where: str) -> Fraction:
+    """An exact number from the certificate (``"p/q"``, an integer, or a float's exact value)."""
+    try:
+        if isinstance(s, bool):
+            raise ValueError
+        if isinstance(s, float):
+            if not math.isfinite(s):
+                raise ValueError
+            return Fraction(s)
+        return Fraction(str(s))
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise Unreadable(f"{where}: not an exact number: {s!r}") from None
+
+
+def to_int(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """(integer object array N, scale S) with a == N / 2^S exactly."""
+    a = np.asarray(a, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise Refuted("non-finite weight")
+    mant, exp = np.frexp(a)
+    m = (mant * 2.0**53).astype(np.int64)
+    e = exp.astype(np.int64) - 53
+    nz = m != 0
+    s = int(-e[nz].min()) if nz.any() else 0
+    s = max(s, 0)
+    shift = (e + s).astype(object)
+    shift[~nz] = 0
+    return m.astype(object) * np.vectorize(lambda k: 1 << int(k), otypes=[object])(shift), s
+
+
+def isqrt_ceil(n: int) -> int:
+    r = math.isqrt(n)
+    return r if r * r == n else r + 1
+
+
+def sqrt_up(x: Fraction, bits: int = 96) -> Fraction:
+    """A rational ≥ √x."""
+    if x <= 0:
+        return Fraction(0)
+    return Fraction(isqrt_ceil(math.ceil(x * 4**bits)), 2**bits)
+
+
+def is_pd(a: list[list[int]]) -> bool:
+    """Exact test that a symmetric integer matrix is positive definite (Bareiss elimination:
+    the k-th pivot is the k-th leading principal minor; Sylvester's criterion)."""
+    m = [list(r) for r in a]
+    n, prev = len(m), 1
+    for k in range(n):
+        if m[k][k] <= 0:
+            return False
+        pk = m[k][k]
+        for i in range(k + 1, n):
+            mik = m[i][k]
+            row_i, row_k = m[i], m[k]
+            for j in range(k + 1, n):
+                row_i[j] = (row_i[j] * pk - mik * row_k[j]) // prev
+        prev = pk
+    return True
+
+
+
+def pd_truncated(m: np.ndarray, bits: int = 62) -> bool:
+    """Exact sufficient test that a symmetric integer matrix M is positive definite, on short
+    integers: with M = 2^k(M' + F), M' = ⌊M/2^k⌋, F symmetric with entries in [0, 1) (so
+    ‖F‖₂ ≤ n), M' − n·I ≻ 0 implies M ≻ 0."""
+    n = m.shape[0]
+    top = max((abs(int(v)).bit_length() for v in m.ravel()), default=0)
+    k = max(0, top - bits)
+    short = [[int(v) >> k for v in row] for row in m]
+    if k:
+        for i in range(n):
+            short[i][i] -= n
+    return is_pd(short)
+
+
+# ---- weight-norm claims ---------------------------------------------------------------------
+def opnorm_le(m: np.ndarray, v: Fraction, method: str) -> bool:
+    """‖M‖₂ ≤ v, by an exact Gram test (v²I − G ≻ 0) or Frobenius (v² ≥ ΣM²)."""
+    if v < 0:
+        return False
+    mi, s = to_int(m)
+    p, q = v.numerator, v.denominator
+    if method == "frobenius":
+        return p * p * 4**s >= q * q * int((mi * mi).sum())
+    if method != "gram":
+        raise Unreadable(f"unknown norm method {method!r}")
+    g = mi.T @ mi if mi.shape[1] <= mi.shape[0] else mi @ mi.T
+    shifted = -(q * q) * g
+    for i in range(g.shape[0]):
+        shifted[i, i] += p * p * 4**s
+    return pd_truncated(shifted)
+
+
+def product_norm_le(a: np.ndarray, b: np.ndarray, v: Fraction, method: str) -> bool:
+    """‖A B‖₂ ≤ v for A (d×k), B (k×d): "core" tests v²G_B − G_B G_A G_B ≻ 0 with
+    G_A = AᵀA, G_B = BBᵀ (k×k; it implies G_B ≻ 0 and λ_max(G_A G_B) < v²); "frobenius" tests
+    v² ≥ ‖A‖_F²‖B‖_F²."""
+    if v < 0:
+        return False
+    ai, sa = to_int(a)
+    bi, sb = to_int(b)
+    p, q = v.numerator, v.denominator
+    if method == "frobenius":
+        return p * p * 4 ** (sa + sb) >= q * q * int((ai * ai).sum()) * int((bi * bi).sum())
+    if method != "core":
+        raise Unreadable(f"unknown product-norm method {method!r}")
+    ga, gb = ai.T @ ai, bi @ bi.T
+    lhs = (p * p * 4 ** (sa + sb)) * gb - (q * q) * (gb @ ga @ gb)
+    return pd_truncated(lhs)
+
+
+def vecnorm_le(vec_int: np.ndarray, s: int, v: Fraction) -> bool:
+    """‖vec‖₂ ≤ v for vec = vec_int / 2^s."""
+    return v >= 0 and v.numerator**2 * 4**s >= v.denominator**2 * int((vec_int * vec_int).sum())
+
+
+# ---- transcendental constants ---------------------------------------------------------------
+def exp_bounds(y: Fraction, bits: int = 200) -> tuple[Fraction, Fraction]:
+    """Rationals lo ≤ e^y ≤ hi for y ≥ 0 (Taylor with remainder at y/2^k ≤ 1/2, then squaring,
+    rounded outward to 2^-bits after each step)."""
+    if y < 0:
+        raise ValueError("exp_bounds needs y >= 0")
+    k = 0
+    while y / 2**k > Fraction(1, 2):
+        k += 1
+    z = y / 2**k
+    term, s = Fraction(1), Fraction(1)
+    for i in range(1, 30):
+        term = term * z / i
+        s += term
+    rem = term * z / 30 * 2  # e^z ≤ 2 for z ≤ 1/2: remainder ≤ 2·z^30/30!
+    scale = 2**bits
+    lo, hi = s, s + rem
+    for _ in range(k):
+        lo = Fraction(math.floor(lo * lo * scale), scale)
+        hi = Fraction(math.ceil(hi * hi * scale), scale)
+    return lo, hi
+
+
+def tanh_bounds(u: Fraction) -> tuple[Fraction, Fraction]:
+    """lo ≤ tanh(u) ≤ hi, from tanh(u) = 1 − 2/(e^{2u} + 1) (odd)."""
+    if u < 0:
+        lo, hi = tanh_bounds(-u)
+        return -hi, -lo
+    elo, ehi = exp_bounds(2 * u)
+    return 1 - 2 / (elo + 1), 1 - 2 / (ehi + 1)
+
+
+def _imul(a, b):
+    ps = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
+    return min(ps), max(ps)
+
+
+def _iadd(a, b):
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _gelu_consts():
+    rel = Fraction(1, 2**50)  # covers the float64 constants GPT-2's code uses as well
+    c_lo = (1 / sqrt_up(PI_HI / 2)) * (1 - rel)
+    c_hi = sqrt_up(2 / PI_LO) * (1 + rel)
+    a = Fraction(44715, 10**6)
+    return (c_lo, c_hi), (a * (1 - rel), a * (1 + rel))
+
+
+def gelu_tanh_sup_le(v: Fraction, x_max: int = 8, max_depth: int = 40) -> bool:
+    """sup_x |gelu_new′(x)| ≤ v, gelu_new′(x) = ½(1+T) + ½x(1−T²)c(1+3Ax²), T = tanh(c(x+Ax³)).
+
+    On [−8, 8]: interval evaluation on pieces, bisected until each piece is ≤ v (T is enclosed
+    by tanh at the piece ends, as c(x + Ax³) increases with x). Outside: for x ≥ 8,
+    0 ≤ g′ − ½(1+T) ≤ h(x) = 2xc(1+3Ax²)e^{−2c(x+Ax³)}, which decreases for x ≥ 8 (its
+    log-derivative is < 1/x + 2/x − 2c < 0), so g′ ≤ 1 + h(8); for x ≤ −8, |g′| ≤
+    max(1 − tanh(u(8)), h(8)) ≤ 1. Both are checked at x = 8.
+    """
+    (c_lo, c_hi), (a_lo, a_hi) = _gelu_consts()
+    cache: dict[Fraction, tuple[Fraction, Fraction]] = {}
+
+    def t_at(x: Fraction, upper: bool) -> Fraction:
+        # u(x) = c(x + A x³) over the constant intervals, then tanh at the chosen end
+        poly = (x + a_lo * x**3, x + a_hi * x**3)
+        us = [c * pv for c in (c_lo, c_hi) for pv in poly]
+        u = max(us) if upper else min(us)
+        if u not in cache:
+            cache[u] = tanh_bounds(u)
+        return cache[u][1] if upper else cache[u][0]
+
+    def piece_ok(a: Fraction, b: Fraction, depth: int) -> bool:
+        t = (t_at(a, False), t_at(b, True))
+        x = (a, b)
+        one_m_t2 = (1 - max(t[0] ** 2, t[1] ** 2), 1 - (0 if t[0] <= 0 <= t[1] else
+                                                           min(t[0] ** 2, t[1] ** 2)))
+        x2 = _imul(x, x) if not (a <= 0 <= b) else (Fraction(0), max(a * a, b * b))
+        poly = _iadd((Fraction(1), Fraction(1)), _imul((3 * a_lo, 3 * a_hi), x2))
+        second = _imul(_imul(_imul(x, one_m_t2), (c_lo, c_hi)), poly)
+        g = ((1 + t[0]) / 2 + second[0] / 2, (1 + t[1]) / 2 + second[1] / 2)
+        if max(abs(g[0]), abs(g[1])) <= v:
+            return True
+        if depth >= max_depth:
+            return False
+        mid = (a + b) / 2
+        return piece_ok(a, mid, depth + 1) and piece_ok(mid, b, depth + 1)
+
+    step = Fraction(1, 8)
+    x = Fraction(-x_max)
+    while x < x_max:
+        if not piece_ok(x, x + step, 0):
+            return False
+        x += step
+    # tails at x = 8: h(8) with e^{−2u} ≤ 1/e^{2u_lo}
+    x8 = Fraction(x_max)
+    u8 = c_lo * (x8 + a_lo * x8**3)
+    e_lo, _ = exp_bounds(2 * u8)
+    h8 = 2 * x8 * c_hi * (1 + 3 * a_hi * x8**2) / e_lo
+    return v >= 1 + h8
+
+
+def gelu_exact_sup_le(v: Fraction) -> bool:
+    """sup |Φ(x) + xφ(x)| ≤ 1 + φ(1) ≤ v: Φ ∈ [0, 1], xφ(x) ∈ [−φ(1), φ(1)] (max at |x| = 1),
+    φ(1) = e^{−1/2}/√(2π), bounded with a Taylor lower bound on e^{1/2} and π ≥ PI_LO."""
+    e_half_lo, _ = exp_bounds(Fraction(1, 2))
+    # φ(1)² = 1/(e·2π) ≤ 1/(e_half_lo²·2·PI_LO)
+    phi1_sq_ub = 1 / (e_half_lo**2 * 2 * PI_LO)
+    return v >= 1 and (v - 1) ** 2 >= phi1_sq_ub
+
+
+# ---- own float64 forward pass (only to confirm the witness) ---------------------------------
+def _ln(x, g, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * g + b
+
+
+def residual_inputs(w, tokens: np.ndarray | None, upto: int) -> list[np.ndarray]:
+    """x_0 .. x_upto of GPT-2 in float64 (embeddings, then blocks)."""
+    if w.embeddings is not None:
+        x = np.array(w.embeddings, dtype=np.float64)
+    else:
+        x = w.wte[tokens] + w.wpe[: len(tokens)]
+    xs = [x]
+    n = x.shape[0]
+    mask = np.triu(np.ones((n, n), dtype=bool), 1)
+    for layer in range(upto):
+        z = _ln(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
+        out = np.zeros_like(x)
+        for h in range(w.n_heads):
+            q = z @ w.W_Q[layer, h] + w.b_Q[layer, h]
+            k = z @ w.W_K[layer, h] + w.b_K[layer, h]
+            v = z @ w.W_V[layer, h] + w.b_V[layer, h]
+            s = np.where(mask, -np.inf, q @ k.T / math.sqrt(q.shape[1]))
+            e = np.exp(s - s.max(-1, keepdims=True))
+            out += (e / e.sum(-1, keepdims=True)) @ v @ w.W_O[layer, h]
+        y = x + out + w.b_O[layer]
+        pre = _ln(y, w.ln2_g[layer], w.ln2_b[layer], w.eps) @ w.W_in[layer] + w.b_in[layer]
+        if w.gelu_kind == "tanh":
+            act = 0.5 * pre * (1 + np.tanh(math.sqrt(2 / math.pi) * (pre + 0.044715 * pre**3)))
+        else:
+            act = 0.5 * pre * (1 + np.vectorize(math.erf)(pre / math.sqrt(2)))
+        x = y + act @ w.W_out[layer] + w.b_out[layer]
+        xs.append(x)
+    return xs
+
+
+# ---- fixed-point ball arithmetic (integers at scale 2^P) -----------------------------------
+def _shift_down(c: np.ndarray, r: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale a ball from 2^(P+k) to 2^P: floor the centre, widen the radius by 2."""
+    if k <= 0:
+        return c * (1 << -k), r * (1 << -k)
+    f = np.frompyfunc(lambda v: v >> k, 1, 1)
+    return f(c), f(r) + 2
+
+
+def _at_p(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Floats as a ball at scale P (exact when the float's last bit is ≥ 2^-P)."""
+    ai, s = to_int(a)
+    if s <= P:
+        return ai * (1 << (P - s)), np.zeros(ai.shape, dtype=object) * 0
+    return _shift_down(ai, np.zeros(ai.shape, dtype=object) * 0, s - P)
+
+
+def _affine(zc, zr, w: np.ndarray, b: np.ndarray):
+    """Ball of Z W + b at scale P."""
+    wi, sw = to_int(w)
+    c, r = _shift_down(zc @ wi, zr @ np.abs(wi), sw)
+    bc, br = _at_p(b)
+    return c + bc, r + br
+
+
+def _layernorm_ball(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: Fraction):
+    """Ball at scale P of the exact LayerNorm of the rows of x (x, γ, β exact floats)."""
+    xi, sx = to_int(x)
+    gi, sg = to_int(g)
+    n, d = xi.shape
+    zc = np.empty((n, d), dtype=object)
+    zr = np.empty((n, d), dtype=object)
+    for i in range(n):
+        row = xi[i]
+        s = int(row.sum())
+        ss = int((row * row).sum())
+        # var + eps = (d·ss − s² + eps·d²·4^sx) / (d²·4^sx) =: N / D; 1/σ = √(D/N)
+        num = (d * ss - s * s) * eps.denominator + eps.numerator * d * d * 4**sx
+        den = d * d * 4**sx * eps.denominator
+        lo = math.isqrt(den * 4**P // num)  # lo ≤ 2^P/σ < lo + 1
+        hi = lo + 1
+        dd = d * (1 << (sx + sg))
+        for j in range(d):
+            t = (d * int(row[j]) - s) * int(gi[j])  # γ(x − μ) = t / dd
+            a, c2 = t * lo, t * hi
+            zlo, zhi = min(a, c2) // dd, -((-max(a, c2)) // dd)
+            mid = (zlo + zhi) // 2
+            zc[i, j], zr[i, j] = mid, zhi - mid
+    bc, br = _at_p(b)
+    return zc + bc, zr + br
+
+
+def _exp_neg_ub(m: Fraction, degree: int) -> Fraction | None:
+    """1/Σ_{i≤degree} m^i/i! ≥ e^{−m} for m > 0."""
+    if m <= 0:
+        return None
+    term, s = Fraction(1), Fraction(1)
+    for i in range(1, degree + 1):
+        term = term * m / i
+        s += term
+    return 1 / s
+
+
+def check_induction_head(w, claim: dict, tokens: list[int], eps: Fraction, degree: int,
+                         where: str) -> list[str]:
+    """Re-derive one induction-head certificate; raise Refuted naming the first false claim."""
+    layer, head = int(claim["layer"]), int(claim["head"])
+    if not (0 <= layer < w.n_layers and 0 <= head < w.n_heads):
+        raise Refuted(f"{where}: no head L{layer}H{head} in this model")
+    toks = np.array(tokens, dtype=np.int64)
+    x = np.array([[float.fromhex(v) for v in row] for row in claim["witness_x"]])
+    if x.shape != (len(toks), w.d_model):
+        raise Refuted(f"{where}: witness x has shape {x.shape}, expected {(len(toks), w.d_model)}")
+    own = residual_inputs(w, toks if w.embeddings is None else None, layer)[layer]
+    tol = 1e-8 * (1.0 + float(np.max(np.abs(own))))
+    if not np.all(np.abs(own - x) <= tol):
+        raise Refuted(f"{where}: witness x is not the model's residual stream at the prompt "
+                      f"(max difference {float(np.max(np.abs(own - x))):.3g})")
+    zc, zr = _layernorm_ball(x, w.ln1_g[layer], w.ln1_b[layer], eps)
+    qc, qr = _affine(zc, zr, w.W_Q[layer, head], w.b_Q[layer, head])
+    kc, kr = _affine(zc, zr, w.W_K[layer, head], w.b_K[layer, head])
+    sc = qc @ kc.T
+    sr = np.abs(qc) @ kr.T + qr @ np.abs(kc).T + qr @ kr.T
+    sc, sr = _shift_down(sc, sr, P)
+    dh = w.d_head
+    # 1/√dh ∈ [ilo, ihi] / 2^P
+    ilo = math.isqrt(4**P // dh)
+    while ilo * ilo * dh > 4**P:
+        ilo -= 1
+    ihi = ilo + 1
+    lo_v, hi_v = sc - sr, sc + sr
+    pick = np.frompyfunc(lambda v, a, b: v * a if v >= 0 else v * b, 3, 1)
+    s_lo = np.frompyfunc(lambda v: v >> P, 1, 1)(pick(lo_v, ilo, ihi))
+    s_hi = np.frompyfunc(lambda v: -((-v) >> P), 1, 1)(pick(hi_v, ihi, ilo))
+    # values val_k = (Z_k W_V + b_V)·(W_O u)
+    correct, incorrect = int(claim["correct"]), int(claim["incorrect"])
+    ui, su = to_int(w.W_U[:, correct])
+    vi, sv = to_int(w.W_U[:, incorrect])
+    s_u = max(su, sv)
+    u_int = ui * (1 << (s_u - su)) - vi * (1 << (s_u - sv))
+    oi, so = to_int(w.W_O[layer, head])
+    wou = oi @ u_int  # scale so + s_u
+    vc, vr = _affine(zc, zr, w.W_V[layer, head], w.b_V[layer, head])
+    valc, valr = _shift_down(vc @ wou, vr @ np.abs(wou), so + s_u)
+    scale = Fraction(1, 2**P)
+    val_lo = [Fraction(int(c - r)) * scale for c, r in zip(valc, valr, strict=True)]
+    val_hi = [Fraction(int(c + r)) * scale for c, r in zip(valc, valr, strict=True)]
+    lo = frac(claim["value_lo"], f"{where}.value_lo")
+    hi = frac(claim["value_hi"], f"{where}.value_hi")
+    if lo > min(val_lo):
+        raise Refuted(f"{where}.value_lo: {float(lo):.17g} > a key's value "
+                      f"(≥ {float(min(val_lo)):.17g})")
+    if hi < max(val_hi):
+        raise Refuted(f"{where}.value_hi: {float(hi):.17g} < a key's value "
+                      f"(≤ {float(max(val_hi)):.17g})")
+    # the induction queries and their targets, recomputed from the tokens
+    targets: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for q, tok in enumerate(tokens):
+        if tok in last:
+            targets[q] = last[tok] + 1
+        last[tok] = q
+    rows = claim["queries"]
+    if sorted(int(r["q"]) for r in rows) != sorted(targets):
+        raise Refuted(f"{where}.queries: the covered queries are not the prompt's induction "
+                      f"queries {sorted(targets)}")
+    lds = []
+    for r in rows:
+        q, t = int(r["q"]), int(r["target_key"])
+        wq = f"{where}.queries[q={q}]"
+        if targets[q] != t:
+            raise Refuted(f"{wq}.target_key: {t}, but the successor of the previous occurrence "
+                          f"is {targets[q]}")
+        ms = [Fraction(int(s_lo[q, t]) - int(s_hi[q, k])) * scale for k in range(q + 1) if k != t]
+        if r.get("margin_lb") is not None:
+            if ms and frac(r["margin_lb"], f"{wq}.margin_lb") > min(ms):
+                raise Refuted(f"{wq}.margin_lb: {float(frac(r['margin_lb'], wq)):.17g} > the "
+                              f"certified margin {float(min(ms)):.17g}")
+        es = [_exp_neg_ub(m, degree) for m in ms]
+        eps_own = (Fraction(1) if any(e is None for e in es)
+                   else min(Fraction(1), sum(es, Fraction(0))))
+        eps_c = frac(r["eps_ub"], f"{wq}.eps_ub")
+        if eps_c < eps_own:
+            raise Refuted(f"{wq}.eps_ub: {float(eps_c):.17g} < the certified attention mass "
+                          f"away from the target {float(eps_own):.17g}")
+        if bool(r["vacuous"]) != (eps_c >= 1):
+            raise Refuted(f"{wq}.vacuous: {r['vacuous']} contradicts eps_ub {float(eps_c)}")
+        vt = frac(r["val_target_lb"], f"{wq}.val_target_lb")
+        if vt > val_lo[t]:
+            raise Refuted(f"{wq}.val_target_lb: {float(vt):.17g} > the target's value "
+                          f"(≥ {float(val_lo[t]):.17g})")
+        e = min(eps_own, Fraction(1))
+        bound = (1 - e) * max(val_lo[t], lo) + e * lo
+        ld = frac(r["logit_diff_lb"], f"{wq}.logit_diff_lb")
+        if ld > bound:
+            raise Refuted(f"{wq}.logit_diff_lb: {float(ld):.17g} > the certified lower bound "
+                          f"{float(bound):.17g}")
+        lds.append(ld)
+    if lds and claim.get("logit_diff_lb_min") is not None:
+        if frac(claim["logit_diff_lb_min"], f"{where}.logit_diff_lb_min") > min(lds):
+            raise Refuted(f"{where}.logit_diff_lb_min: larger than a query's logit_diff_lb")
+    n_vac = sum(bool(r["vacuous"]) for r in rows)
+    return [f"{where}: L{layer}H{head}, {len(rows)} induction queries "
+            f"({len(rows) - n_vac} non-vacuous), values in [{float(lo):.6g}, {float(hi):.6g}]"]
+
+
+# ---- the global (weight-only) claims --------------------------------------------------------
+def _key(c: dict) -> tuple:
+    return (c["kind"], c.get("layer"), c.get("head"), c.get("which") or c.get("matrix")
+            or c.get("vector"))
+
+
+def check_global(w, claims: list[dict], eps: Fraction) -> list[str]:
+    """Verify the weight-only claims in order; derived claims use the already-verified values."""
+    val: dict[tuple, Fraction] = {}
+    n_ctx = w.n_ctx if w.n_ctx is not None else (
+        len(w.embeddings) if w.embeddings is not None else None)
+
+    def get(kind, layer=None, head=None, sub=None) -> Fraction:
+        k = (kind, layer, head, sub)
+        if k not in val:
+            raise Refuted(f"missing claim {kind} (layer {layer}, head {head}, {sub}) that a "
+                          "derived claim needs")
+        return val[k]
+
+    for c in claims:
+        cid = str(c.get("id", c.get("kind")))
+        kind = c.get("kind")
+        v = frac(c.get("value"), f"{cid}.value")
+        layer, head = c.get("layer"), c.get("head")
+        ok: bool
+        if kind == "gelu_deriv_sup":
+            if c.get("gelu") != w.gelu_kind:
+                raise Refuted(f"{cid}: for GELU kind {c.get('gelu')!r}, the model uses "
+                              f"{w.gelu_kind!r}")
+            ok = gelu_tanh_sup_le(v) if w.gelu_kind == "tanh" else gelu_exact_sup_le(v)
+        elif kind == "softmax_jacobian_sup":
+            ok = v >= Fraction(1, 2)  # λ_max(diag p − ppᵀ) ≤ max_i 2p_i(1 − p_i) ≤ ½
+        elif kind == "ln_jacobian":
+            g = getattr(w, f"{c['which']}_g")[layer]
+            gm = Fraction(float(np.max(np.abs(g))))
+            ok = v >= 0 and v * v * eps >= gm * gm
+        elif kind == "ln_output_norm":
+            g, b = getattr(w, f"{c['which']}_g")[layer], getattr(w, f"{c['which']}_b")[layer]
+            gm = Fraction(float(np.max(np.abs(g))))
+            bi, sb = to_int(b)
+            t = v - sqrt_up(Fraction(int((bi * bi).sum()), 4**sb))
+            ok = t >= 0 and t * t >= gm * gm * w.d_model
+        elif kind == "opnorm":
+            name = c["matrix"]
+            m = getattr(w, name)[layer] if head is None else getattr(w, name)[layer, head]
+            ok = opnorm_le(m, v, c["method"])
+        elif kind == "opnorm_product":
+            ok = product_norm_le(w.W_V[layer, head], w.W_O[layer, head], v, c["method"])
+        elif kind == "vecnorm":
+            name = c["vector"]
+            if name in ("b_Q", "b_K"):
+                vi, s = to_int(getattr(w, name)[layer, head])
+            elif name == "b_V W_O":
+                bi, sb = to_int(w.b_V[layer, head])
+                oi, so = to_int(w.W_O[layer, head])
+                vi, s = bi @ oi, sb + so
+            else:
+                raise Unreadable(f"{cid}: unknown vector {name!r}")
+            ok = vecnorm_le(vi, s, v)
+        elif kind in ("head_value", "head_pattern"):
+            n = int(c["n"])
+            if n_ctx is None or n < n_ctx:
+                raise Refuted(f"{cid}: n = {n} is below the model's context length {n_ctx}")
+            vo = get("opnorm_product", layer, head, None)
+            if kind == "head_value":
+                ok = v >= 0 and v * v >= n * vo * vo
+            else:
+                r = get("ln_output_norm", layer, None, "ln1")
+                nq, nk = get("opnorm", layer, head, "W_Q"), get("opnorm", layer, head, "W_K")
+                q_max = r * nq + get("vecnorm", layer, head, "b_Q")
+                k_max = r * nk + get("vecnorm", layer, head, "b_K")
+                vo_row = r * vo + get("vecnorm", layer, head, "b_V W_O")
+                x = get("softmax_jacobian_sup") * n * vo_row * (nq * k_max + q_max * nk)
+                ok = v >= 0 and v * v * w.d_head >= x * x
+        elif kind == "layer_attn":
+            s = sum((get("head_value", layer, h) + get("head_pattern", layer, h)
+                     for h in range(w.n_heads)), Fraction(0))
+            ok = v >= get("ln_jacobian", layer, None, "ln1") * s
+        elif kind == "layer_mlp":
+            ok = v >= (get("ln_jacobian", layer, None, "ln2") * get("opnorm", layer, None, "W_in")
+                       * get("gelu_deriv_sup") * get("opnorm", layer, None, "W_out"))
+        elif kind == "layer_C":
+            a, m = get("layer_attn", layer), get("layer_mlp", layer)
+            ok = v >= a + m + a * m
+        elif kind == "total_amplification":
+            p = Fraction(1)
+            for i in range(w.n_layers):
+                p *= 1 + get("layer_C", i)
+            ok = v >= p
+        else:
+            raise Unreadable(f"{cid}: unknown claim kind {kind!r}")
+        if not ok:
+            raise Refuted(f"{cid}: the claimed value {float(v):.17g} is not a valid bound")
+        val[(kind, layer, head, c.get("which") or c.get("matrix") or c.get("vector"))] = v
+    for i in range(w.n_layers):
+        get("layer_C", i)
+    get("total_amplification")
+    return [f"global: {len(claims)} claims (weight norms, LayerNorm, GELU′, per-head and "
+            f"per-layer constants, ∏(1 + C_l)) for every prompt of length ≤ {n_ctx}"]
+
+
+def check_local(layers: list[dict], total) -> list[str]:
+    """Local layer constants: the composition C ≥ a + m + a·m and ∏(1 + C) ≤ total."""
+    p = Fraction(1)
+    for i, r in enumerate(layers):
+        a = frac(r["attn_ub"], f"local.layers[{i}].attn_ub")
+        m = frac(r["mlp_ub"], f"local.layers[{i}].mlp_ub")
+        c = frac(r["C_ub"], f"local.layers[{i}].C_ub")
+        if a < 0 or m < 0 or c < a + m + a * m:
+            raise Refuted(f"local.layers[{i}].C_ub: {float(c):.17g} < a + m + a·m")
+        p *= 1 + c
+    if frac(total, "local.total_amplification_ub") < p:
+        raise Refuted("local.total_amplification_ub: below ∏(1 + C_l)")
+    return [f"local: composition of {len(layers)} layer constants and ∏(1 + C_l)"]
+
+
+def check_certificate(cert: dict, model_path: str | None = None, weights=None) -> Verified:
+    """Check a parsed certificate against the model (``model_path`` or the one it names; or
+    ``weights`` already in memory, with their recorded ``source_sha256``)."""
+    from nfp_steps.io.loader import load_model
+
+    try:
+        if cert.get("format") != FORMAT:
+            raise Unreadable(f"not an {FORMAT} certificate (format {cert.get('format')!r})")
+        path = model_path or cert["model_path"]
+        sha = cert["model_sha256"]
+        eps = frac(cert["eps"], "eps")
+        tokens = cert.get("prompt_tokens")
+        glob, local, ind = cert["global"], cert["local"], cert["induction"]
+        degree = int(cert.get("exp_taylor_degree", 3))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise Unreadable(f"certificate is missing a field: {exc}") from None
+    if weights is not None:
+        w = weights
+    elif not Path(path).exists():
+        raise Unreadable(f"model {path} does not exist (give it with --model)")
+    else:
+        try:
+            w = load_model(path)
+        except Exception as exc:  # any reader error: the model cannot be read
+            raise Unreadable(f"cannot read model {path}: {exc}") from None
+    out = Verified()
+    if w.attrs.get("source_sha256") != sha:
+        raise Refuted(f"model_sha256: the certificate is for a model with sha256 {sha}, but "
+                      f"{path} has {w.attrs.get('source_sha256')}")
+    out.checked.append(f"model sha256 {sha}")
+    if eps != Fraction(w.eps):
+        out.notes.append(f"the certificate uses LayerNorm eps = {float(eps)!r} (--eps), not the "
+                         f"model's {w.eps!r}: its claims are about that variant of the model")
+    if glob is not None:
+        out.checked += check_global(w, glob["claims"], eps)
+    if local is not None:
+        out.checked += check_local(local["layers"], local["total_amplification_ub"])
+        out.notes.append("local layer constants: the composition is checked; the per-layer "
+                         "factors at the prompt are the producer's (not re-derived here)")
+    for i, claim in enumerate(ind or []):
+        if tokens is None:
+            raise Refuted("induction certificates need the prompt_tokens")
+        out.checked += check_induction_head(w, claim, [int(t) for t in tokens], eps, degree,
+                                            f"induction[{i}]")
+    return out
+
+
+def check_file(path: str, model_path: str | None = None) -> Verified:
+    """Read and check a certificate file."""
+    try:
+        cert = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Unreadable(f"cannot read certificate {path}: {exc}") from None
+    if not isinstance(cert, dict):
+        raise Unreadable(f"{path}: not a JSON object")
+    return check_certificate(cert, model_path)

@@ -1,0 +1,117 @@
+"""``nfp certify MODEL``: global and local layer constants and induction-head certificates."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "certify",
+        help="certificate: per-layer constants C_l, ∏(1 + C_l) (global and local) and "
+             "induction-head bounds, checked by the independent checker",
+        description=(
+            "Compute a certificate for MODEL: per-layer constants C_l ≥ ‖J_l − I‖₂ and "
+            "∏(1 + C_l) in a global form (weights only, every prompt up to the context length) "
+            "and a local form (at the configured prompt), and for the top-ranked pairs an "
+            "induction-head certificate (attention margins, value range, a lower bound on the "
+            "head's direct logit-difference contribution). Every value is exact in "
+            "certificate.json (--json); the independent checker (`nfp check`) verifies it "
+            "before this command reports success. Exit code 0: certified and verified; 1: an "
+            "error or a claim the checker refutes."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="model path (.nfpt, HF folder, weights .zarr)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="LayerNorm eps (default: the model's own; another value certifies that "
+                        "variant of the model, and the certificate says so)")
+    p.add_argument("--actDeriv", "--act-deriv", dest="act_deriv", type=float, default=None,
+                   help="GELU′ bound (accepted for compatibility: the certified sup|GELU′| is "
+                        "used unless this is larger)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="top pairs whose induction head is certified (default: config "
+                        "certificate.pairs, 3)")
+    p.add_argument("--no-global", dest="no_global", action="store_true",
+                   help="skip the global (weight-only) constants")
+    p.add_argument("--json", action="store_true",
+                   help="print certificate.json (exact values, witnesses) instead of the report")
+    p.add_argument("-o", "--output", default=None,
+                   help="write the report (or with --json the certificate) to this file")
+    p.add_argument("--seqLen", "--seq-len", dest="seq_len", type=int, default=None,
+                   help="prompt length (default: config prompt.seq_len)")
+    p.add_argument("--seed", type=int, default=None, help="prompt seed (default: config)")
+    p.add_argument("--correct", type=int, default=None, help="target token id (with --incorrect)")
+    p.add_argument("--incorrect", type=int, default=None, help="competing token id")
+    p.add_argument("--config", default=None, help="config YAML (default: the repo's config.yaml)")
+    p.set_defaults(func=run)
+
+
+def _cfg(args) -> dict:
+    """The induction command's config assembly, with this command's flags."""
+    from nfp_steps.commands import induction
+
+    ns = argparse.Namespace(
+        model=args.model, config=args.config, seq_len=args.seq_len, seed=args.seed,
+        threshold=None, diag_top=None, correct=args.correct, incorrect=args.incorrect,
+        krylov_steps=None, adaptive=False, target_slack=None, max_upgrades=None,
+        min_rel_improve=None, adaptive_scope=None)
+    cfg = induction._config(ns)
+    if args.pairs is not None:
+        if args.pairs < 0:
+            from nfp_steps.cli import UsageError
+
+            raise UsageError(f"--pairs must be >= 0, got {args.pairs}")
+        cfg["certificate"]["pairs"] = args.pairs
+    if args.no_global:
+        cfg["certificate"]["global"] = False
+    return cfg
+
+
+def run(args) -> int:
+    import math
+
+    from nfp_steps.certificate import dumps, report_text
+    from nfp_steps.cli import UsageError
+    from nfp_steps.pipeline import run_in_memory
+    from nfp_steps.scores import TargetError
+    from nfp_steps.stages.certificate import check_status, make_certificate
+    from nfp_steps.stages.common import weights
+
+    if not Path(args.model).exists():
+        raise FileNotFoundError(f"model not found: {args.model}")
+    for flag, v in (("--eps", args.eps), ("--actDeriv", args.act_deriv)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UsageError(f"invalid {flag} {v!r}: must be a positive finite number")
+    cfg = _cfg(args)
+    res = run_in_memory(cfg, "cli", until="export")
+    if args.eps is not None:
+        res["export"].dataset.attrs["eps"] = float(args.eps)
+    try:
+        res = run_in_memory(cfg, "cli", until="ranking", done=res)
+    except TargetError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    inputs = {k: v.dataset for k, v in res.items()}
+    w = weights(inputs)
+    cert = make_certificate(w, inputs, cfg, Path(args.model).name,
+                            str(Path(args.model).resolve()), gelu_flag=args.act_deriv)
+    status = check_status(cert, w)
+    if args.json:
+        out = dumps(cert)
+    else:
+        out = report_text(cert) + f"Independent check: {status}\n"
+    if args.output:
+        Path(args.output).write_text(out)
+        print(f"Report written to {args.output}" if not args.json
+              else f"Certificate written to {args.output}")
+    else:
+        sys.stdout.write(out)
+    if status != "verified":
+        print(f"Error: the independent checker did not verify the certificate: {status}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
