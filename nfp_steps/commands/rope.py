@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nfp_steps.commands.output import add_output_flags, emit
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,16 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="positions (default 4)")
     p.add_argument("--pairs", type=int, default=8, help="rotation pairs, dim = 2·pairs (default 8)")
     p.add_argument("--theta", type=float, default=10000.0, help="RoPE base (default 10000)")
+    add_output_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nfp_steps.cli import UsageError
-    from nfp_steps.rope import rope_report
+    from nfp_steps.rope import rope_numbers, rope_report
 
     try:
         text = rope_report(args.seq_len, args.pairs, args.theta)
+        doc = rope_numbers(args.seq_len, args.pairs, args.theta)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    print(text, end="")
+    emit(text, {"command": "rope", **doc}, args)
     return 0
