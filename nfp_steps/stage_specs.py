@@ -93,7 +93,7 @@ STAGES: dict[str, Stage] = {
             "scores",
             ("export", "prompt", "forward"),
             ("induction",),
-            (*_CORE, "scores", "stages/scores"),
+            (*_CORE, "scores", "forward", "stages/scores"),
             "stages.scores:run",
         ),
         Stage(
@@ -110,7 +110,7 @@ STAGES: dict[str, Stage] = {
             "verify",
             ("export", "prompt", "forward", "scores", "ranking"),
             ("verify",),
-            (*_CORE, "forward", "verify", "scores",
+            (*_CORE, "forward", "verify", "scores", "data", "ranking",
              "stages/verify"),
             "stages.verify:run",
             ("verify.tsv",),

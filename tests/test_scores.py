@@ -77,8 +77,9 @@ def test_ranking_order_filters_and_ties():
     kc = np.full((L, H, L, H), 0.2)
     eff = np.array([[0.0, 0.0], [0.3, 0.3], [0.1, -0.1]])
     eps = np.full((L, H), 0.5)
-    rows = rank_pairs(prev, ind, kc, kc, eff, eff, eps, np.ones(L), np.ones(L),
-                      min_prev_tok=0.1, min_ind_score=0.01, threshold=0.0)
+    sc = {"prevTok": prev, "indScore": ind, "kComp": kc, "kCompRaw": kc, "delta": eff,
+          "effect": eff, "x_frob": np.ones(L), "z_frob": np.ones(L)}
+    rows = rank_pairs(sc, eps, min_prev_tok=0.1, min_ind_score=0.01, threshold=0.0)
     got = [(r["l1"], r["h1"], r["l2"], r["h2"]) for r in rows]
     # h1=(0,1) fails prevTok, (1,1) as head 2 fails indScore, (2,1) fails Effect > 0
     assert got == [(0, 0, 1, 0), (0, 0, 2, 0), (1, 0, 2, 0), (1, 1, 2, 0)]

@@ -23,6 +23,16 @@ def tokens(inputs: Inputs) -> np.ndarray | None:
     return ds["tokens"].values.astype(np.int64) if bool(ds.attrs["has_tokens"]) else None
 
 
+def batch_tokens(inputs: Inputs) -> np.ndarray | None:
+    """The scoring batch (B, n) (row 0 = the analysed prompt), or None without TOKENS."""
+    ds = inputs["prompt"]
+    if not bool(ds.attrs["has_tokens"]):
+        return None
+    if "batch_tokens" in ds:
+        return ds["batch_tokens"].values.astype(np.int64)
+    return ds["tokens"].values.astype(np.int64)[None, :]
+
+
 def table_rows(ds: xr.Dataset) -> list[dict]:
     """One dict per pair, Python scalars (strings come back from Zarr as ``str`` already)."""
     cols = {c: ds[c].values for c in ds.data_vars}
