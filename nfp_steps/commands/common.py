@@ -82,11 +82,14 @@ def build_config(args: argparse.Namespace, overrides: dict | None = None) -> dic
 def run_pipeline(cfg: dict, until: str) -> dict:
     """Every stage up to ``until`` in memory; returns ``{stage: xr.Dataset}``.
 
-    Raises :class:`nfp_steps.scores.TargetError` when no target can be derived (exit code 2).
+    The scores stage runs first (it needs only the forward pass), so a missing induction
+    target stops the command (:class:`nfp_steps.scores.TargetError`, exit code 2) before the
+    bound stages spend any time.
     """
     from nfp_steps.pipeline import run_in_memory
 
-    return {k: v.dataset for k, v in run_in_memory(cfg, "cli", until=until).items()}
+    early = run_in_memory(cfg, "cli", until="scores")
+    return {k: v.dataset for k, v in run_in_memory(cfg, "cli", until=until, done=early).items()}
 
 
 def check_model_path(model: str) -> None:
