@@ -187,13 +187,18 @@ def verify_pairs(
     return rows
 
 
+def _cell(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "1" if v else "0"
+    return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
+
+
 def to_tsv(rows: list[dict]) -> str:
-    """verify.tsv: one row per pair, every column, full precision."""
+    """verify.tsv: one row per pair, every column, full precision; the three checks as 1/0,
+    ``control`` and ``checks`` as text."""
     out = ["\t".join(COLUMNS)]
     for r in rows:
-        out.append("\t".join(
-            repr(r[c]) if isinstance(r[c], float) else str(r[c]) for c in COLUMNS
-        ))
+        out.append("\t".join(_cell(r[c]) for c in COLUMNS))
     return "\n".join(out) + "\n"
 
 

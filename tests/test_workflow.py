@@ -248,7 +248,7 @@ def test_tables_hold_plain_numbers(finished_run):
         for row in rows:
             cells = dict(zip(cols, row.split("\t"), strict=True))
             for col, cell in cells.items():
-                if col not in ("control", "tier"):
+                if col not in ("control", "tier", "checks"):
                     float(cell)  # raises on e.g. "np.float64(1.0)"
 
 
@@ -264,6 +264,7 @@ def test_second_run_has_nothing_to_do(finished_run):
         ("report", "top", 2, "report"),
         ("ranking", "diag_top", 1, None),
         ("prompt", "seed", 99, "prompt"),
+        ("induction", "kcomp", "original", "scores"),
     ],
 )
 def test_config_edit_reruns_exactly_the_dependent_stages(finished_run, section, key, value, stage):
