@@ -110,7 +110,7 @@ STAGES: dict[str, Stage] = {
             "verify",
             ("export", "prompt", "forward", "scores", "ranking"),
             ("verify",),
-            (*_CORE, "forward", "verify", "scores", "data", "ranking",
+            (*_CORE, "forward", "verify", "scores", "data",
              "stages/verify"),
             "stages.verify:run",
             ("verify.tsv",),

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         text += [""] + D.layer_block(ly, bool(ly.attrs["adaptive"]))
         doc["all_layers"] = layers_doc(ly)
     if args.verify:
-        from nfp_steps.verify import verify_block
+        from nfp_steps.verify_text import verify_block
 
         text += [""] + verify_block(vrows, n_prompts)
         doc["verify"] = vrows

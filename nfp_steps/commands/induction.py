@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                                "pairError_ub": r["pairError_ub"]} for r in top]
     if args.verify:
         from nfp_steps.stages.common import table_rows
-        from nfp_steps.verify import verify_block
+        from nfp_steps.verify_text import verify_block
 
         vrows = table_rows(inputs["verify"])
         text += "\n" + "\n".join(verify_block(vrows, int(sc.attrs["n_prompts"]))) + "\n"
