@@ -159,6 +159,7 @@ def induction_report(
     top: int,
     verbose: bool = False,
     warnings: list[str] | None = None,
+    n_prompts: int = 1,
 ) -> str:
     """The seed's ``induction`` report body (induction_spec §6.1), with correct numbers."""
     shown = rows[:top]
@@ -173,6 +174,8 @@ def induction_report(
         "  kComp_raw = ‖W_QK² · W_OV¹‖_F / (‖W_QK²‖_F · ‖W_OV¹‖_F)",
         "  kComp = kComp_raw - 1/√modelDim",
         "  Error = (1+ε₁)(1+ε₂)-1, ε = rigorous ub of pattern term / rigorous lb of value term",
+        *([f"  Scores: mean over {n_prompts} prompts (prevTok, indScore, δ, Effect); "
+           "Error: at the analysed prompt 0"] if n_prompts > 1 else []),
         f"Top Induction Head Pairs by mechScore (top {len(shown)} of {len(rows)})",
     ]
     lines += [pair_line(r, verbose) for r in shown]

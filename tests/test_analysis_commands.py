@@ -188,6 +188,7 @@ def test_induction_text_matches_json(induction_text, induction_json):
         for label, k in fields.items():
             assert f"| {label}: {fmt(row[k])} |" in line, (label, line)
     assert f"Target: {induction_json['target']['description']}" in induction_text
+    assert f"Scores: mean over {induction_json['n_prompts']} prompts" in induction_text
     vlines = [ln for ln in induction_text.splitlines() if re.match(r"\d+ \| L\dH\d -> ", ln)]
     assert len(vlines) == len(induction_json["verify"])
     for line, v in zip(vlines, induction_json["verify"], strict=True):
@@ -307,3 +308,9 @@ def test_every_other_command_json_matches_text(tmp_path):
     assert doc["command"] == "train-toy" and doc["circuit_formed"] is False
     assert doc["config"]["width"] == 8 and (tmp_path / "m" / "config.json").is_file()
     assert doc["summary"].endswith("circuit=no")
+    code, text, _ = run_cli(["train-toy", "--output", str(tmp_path / "m2"), "--steps", "2",
+                             "--mlp-steps", "0", "--width", "8", "--heads", "2", "--vocab", "16",
+                             "--seq-len", "16", "--batch", "4", "--eval-batches", "1",
+                             "--eval-every", "1", "-q"])
+    assert code == 0
+    assert text == f"wrote {tmp_path / 'm2'} (NO circuit): {doc['summary']}\n"

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     rk = cfg["ranking"]
     warnings = json.loads(sc.attrs["warnings"])
     text = induction_report(rows, sc.attrs["target_description"], rk["threshold"], rk["top"],
-                            verbose=args.verbose, warnings=warnings)
+                            verbose=args.verbose, warnings=warnings,
+                            n_prompts=int(sc.attrs["n_prompts"]))
     text = model_line(inputs) + "\n\n" + text
     doc: dict = {"command": "induction", "model": args.model, **target_doc(sc),
                  "warnings": warnings, "threshold": rk["threshold"],

@@ -41,5 +41,6 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     })
     text = induction_report(rows, sc.attrs["target_description"], cfg["ranking"]["threshold"],
                             cfg["ranking"]["top"], verbose=True,
-                            warnings=json.loads(sc.attrs["warnings"]))
+                            warnings=json.loads(sc.attrs["warnings"]),
+                            n_prompts=int(sc.attrs.get("n_prompts", 1)))
     return StageResult(ds, {"ranking.tsv": to_tsv(rows), "induction.txt": text})
