@@ -24,13 +24,14 @@ def tokens(inputs: Inputs) -> np.ndarray | None:
 
 
 def batch_tokens(inputs: Inputs) -> np.ndarray | None:
-    """The scoring batch (B, n) (row 0 = the analysed prompt), or None without TOKENS."""
-    ds = inputs["prompt"]
-    if not bool(ds.attrs["has_tokens"]):
+    """The scoring batch (B, n) (row 0 = the analysed prompt) that the scores stage drew, or
+    None without TOKENS."""
+    if not bool(inputs["prompt"].attrs["has_tokens"]):
         return None
-    if "batch_tokens" in ds:
-        return ds["batch_tokens"].values.astype(np.int64)
-    return ds["tokens"].values.astype(np.int64)[None, :]
+    sc = inputs.get("scores")
+    if sc is not None and "batch_tokens" in sc:
+        return sc["batch_tokens"].values.astype(np.int64)
+    return inputs["prompt"]["tokens"].values.astype(np.int64)[None, :]
 
 
 def table_rows(ds: xr.Dataset) -> list[dict]:

@@ -1,6 +1,7 @@
 """Stage "scores": heuristic induction scores (prevTok, indScore, kComp, δ, Effect).
 
-prevTok, indScore, δ and Effect are computed on every prompt of the scoring batch (prompt 0 from
+prevTok, indScore, δ and Effect are computed on every prompt of the scoring batch
+(``prompt.batch`` prompts drawn here, stored as ``batch_tokens``; prompt 0 from
 the forward store, the others by their own forward pass) and stored as mean (the name the
 ranking reads), standard deviation (``_sd``) and per-prompt values (``_batch``); kComp depends
 on the weights only; ‖x_l‖_F and ‖Z_l‖_F are the analysed prompt's.
@@ -14,17 +15,25 @@ import numpy as np
 import xarray as xr
 
 from nfp_steps.stage_specs import StageResult
-from nfp_steps.stages.common import Inputs, batch_tokens, weights
+from nfp_steps.stages.common import Inputs, tokens, weights
 
 
 def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     from nfp_steps import scores as S
     from nfp_steps.forward import run_forward
+    from nfp_steps.prompt import make_prompt_batch
 
     w = weights(inputs)
     fw = inputs["forward"]
     attn, z1, x = fw["attn"].values, fw["z1"].values, fw["x"].values
-    batch = batch_tokens(inputs)
+    # the batch is drawn here from the prompt slice (so editing prompt.batch reruns the scores
+    # and what follows, not the bound stages); its row 0 is the prompt stage's analysed prompt
+    batch = make_prompt_batch(cfg, w)
+    analysed = tokens(inputs)
+    if (batch is None) != (analysed is None) or (
+            batch is not None and not np.array_equal(batch[0], analysed)):
+        raise ValueError("scores: prompt 0 of the scoring batch differs from the prompt stage's "
+                         "tokens (the prompt config changed without rerunning the prompt stage?)")
     ind = cfg["induction"]
     per_prompt, targets = [], []
     for b in range(1 if batch is None else len(batch)):
@@ -53,6 +62,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
         "z_frob": ("layer", np.linalg.norm(z1, axis=(1, 2))),
         "u": ("d_model", u),
         "target_correct_batch": ("prompt", np.array([t.correct for t in targets])),
+        **({"batch_tokens": (("prompt", "pos"), batch)} if batch is not None else {}),
         "target_incorrect_batch": ("prompt", np.array([t.incorrect for t in targets])),
     })
     ds = xr.Dataset(data)
