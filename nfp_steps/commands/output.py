@@ -71,7 +71,8 @@ def to_json(doc: dict) -> str:
 
 
 def emit(text: str, doc: dict, args: argparse.Namespace) -> None:
-    """Write the report: JSON if ``args.json`` else ``text``; to ``args.output`` if set."""
+    """Write the report: JSON if ``args.json`` else ``text``; to ``args.report_output`` (the
+    ``-o/--output`` of :func:`add_output_flags`) if set, else to stdout."""
     from nfp_steps import __version__
 
     if getattr(args, "json", False):
