@@ -314,3 +314,33 @@ def test_every_other_command_json_matches_text(tmp_path):
                              "--eval-every", "1", "-q"])
     assert code == 0
     assert text == f"wrote {tmp_path / 'm2'} (NO circuit): {doc['summary']}\n"
+
+
+def test_flag_spellings_reach_the_config():
+    """camelCase and kebab-case spellings set the same config keys."""
+    import argparse
+
+    from nfp_steps.commands import induction
+
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    induction.register(sub)
+    a = p.parse_args(["induction", str(MODEL), "--seqLen", "20", "--diagTop", "3",
+                      "--targetSlack", "4", "--kcomp", "ln-fold", "--batch", "2"])
+    b = p.parse_args(["induction", str(MODEL), "--seq-len", "20", "--diag-top", "3",
+                      "--target-slack", "4", "--kcomp", "ln_fold", "--batch", "2"])
+    ca, cb = induction._config(a), induction._config(b)
+    assert ca == cb
+    assert ca["prompt"]["seq_len"] == 20 and ca["prompt"]["batch"] == 2
+    assert ca["ranking"]["diag_top"] == 3 and ca["induction"]["kcomp"] == "ln_fold"
+    assert ca["bounds"]["layers"]["adaptive"]["target_slack"] == 4.0
+
+
+def test_analyze_all_pairs_verbose_diagnostics_and_verify(induction_json):
+    code, out, err = run_cli(["analyze", str(MODEL), "-v", "-d", "--verify"])
+    assert code == 0, err
+    assert "Scores of every candidate (heuristic; ranking order):" in out
+    assert "LAYER NORM DIAGNOSTICS (PI vs rigorous)" in out
+    assert "Causal Verification (Head Ablation)" in out
+    first = induction_json["pairs"][0]
+    assert f"1 | L{first['l1']}H{first['h1']} -> L{first['l2']}H{first['h2']} | " in out
