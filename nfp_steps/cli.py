@@ -2,7 +2,9 @@
 
 Each command lives in ``nfp_steps/commands/<name>.py`` with ``register(subparsers)`` that adds its
 parser and sets ``func`` (``args -> exit code``). Errors reach the user as one line on stderr and a
-non-zero exit code, never a traceback.
+non-zero exit code, never a traceback: 1 for errors and bad flags, 2 when no induction target can
+be derived (:class:`nfp_steps.scores.TargetError`). Report output (text, ``--json``, ``-o``) goes
+through :mod:`nfp_steps.commands.output`.
 """
 
 from __future__ import annotations
@@ -14,15 +16,23 @@ import sys
 from nfp_steps import __version__
 from nfp_steps.model import ModelError
 
-COMMANDS = ("induction", "certify", "check", "export", "rope", "train_toy")
+COMMANDS = ("induction", "analyze", "certify", "check", "export", "rope", "train_toy")
 
 
 class UsageError(ValueError):
     """Bad flags or flag values (exit code 1, as in the original)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with exit code 1 for usage errors (2 means "no induction target")."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nfp",
         description=(
             "NFP: find induction-head circuits in GPT-2-style transformers and report rigorous "
@@ -42,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 1
+    from nfp_steps.scores import TargetError
+
     try:
         return int(args.func(args) or 0)
+    except TargetError as exc:  # no induction target derivable: exit 2, as the original
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     except (ModelError, UsageError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -11,8 +11,10 @@ from nfp_steps.stage_specs import STAGES, StageResult
 
 def run_in_memory(cfg: dict, model: str, until: str = "ranking",
                   done: dict[str, StageResult] | None = None) -> dict[str, StageResult]:
-    """Run the stages up to ``until`` (inclusive, with their upstream) without touching disk;
-    stages already in ``done`` are reused, not rerun."""
+    """Run the stages up to ``until`` (inclusive, with their upstream) without touching disk.
+
+    ``done``: results already computed with the same config (reused, not recomputed).
+    """
     needed: set[str] = set()
 
     def need(name: str) -> None:

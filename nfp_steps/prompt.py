@@ -41,6 +41,25 @@ def make_prompt(cfg: dict, w: GPT2Weights) -> np.ndarray | None:
     raise ModelError(f"prompt.kind {kind!r} is not one of repeated_segments, periodic, tokens")
 
 
+def make_prompt_batch(cfg: dict, w: GPT2Weights) -> np.ndarray | None:
+    """The scoring batch (B, n): prompt i drawn as :func:`make_prompt` with seed ``seed + i``.
+
+    Row 0 is the analysed prompt (the one the bound stages use). ``prompt.batch`` applies to the
+    random kinds (repeated_segments, periodic); an explicit token list and a model's baked
+    prompt give a batch of one. None for a baked prompt without TOKENS.
+    """
+    first = make_prompt(cfg, w)
+    if first is None:
+        return None
+    p = cfg["prompt"]
+    if w.embeddings is not None or p["kind"] == "tokens":
+        return first[None, :]
+    rows = [first]
+    for i in range(1, int(p.get("batch", 1))):
+        rows.append(make_prompt({**cfg, "prompt": {**p, "seed": int(p["seed"]) + i}}, w))
+    return np.stack(rows)
+
+
 def _unambiguous_end(toks: np.ndarray) -> bool:
     """The last token occurs exactly once earlier, at k ≤ n − 3, followed by another token."""
     last = toks[-1]

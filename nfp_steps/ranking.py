@@ -17,6 +17,7 @@ from nfp_steps.bounds import pair_error_ub
 COLUMNS = (
     "rank", "l1", "h1", "l2", "h2", "mechScore", "circuitScore", "effect", "kComp", "kCompRaw",
     "indScore", "prevTok", "delta", "eps1_ub", "eps2_ub", "pairError_ub", "x2_frob", "z2_frob",
+    "prevTok_sd", "indScore_sd", "delta_sd", "effect_sd",
 )
 
 
@@ -24,22 +25,57 @@ def _desc(v: float) -> float:
     return -v if not math.isnan(v) else math.inf
 
 
+def pair_row(sc: dict[str, np.ndarray], eps_ub: np.ndarray, l1: int, h1: int, l2: int,
+             h2: int) -> dict:
+    """One pair's row (the keys of :data:`COLUMNS` but ``rank``), no filter applied.
+
+    ``sc`` maps prevTok, indScore, kComp, kCompRaw, delta, effect, x_frob, z_frob (and
+    optionally the ``*_sd`` spreads over the prompt batch) to arrays as in the scores store.
+    """
+    kc, ind, pt = (float(sc["kComp"][l1, h1, l2, h2]), float(sc["indScore"][l2, h2]),
+                   float(sc["prevTok"][l1, h1]))
+    mech = kc * ind * pt
+    eff = float(sc["effect"][l2, h2])
+    e1, e2 = float(eps_ub[l1, h1]), float(eps_ub[l2, h2])
+
+    def sd(name: str, lay: int, h: int) -> float:
+        return float(sc[f"{name}_sd"][lay, h]) if f"{name}_sd" in sc else 0.0
+
+    return {
+        "l1": l1, "h1": h1, "l2": l2, "h2": h2,
+        "mechScore": mech, "circuitScore": eff * mech, "effect": eff,
+        "kComp": kc, "kCompRaw": float(sc["kCompRaw"][l1, h1, l2, h2]),
+        "indScore": ind, "prevTok": pt, "delta": float(sc["delta"][l2, h2]),
+        "eps1_ub": e1, "eps2_ub": e2, "pairError_ub": pair_error_ub(e1, e2),
+        "x2_frob": float(sc["x_frob"][l2]), "z2_frob": float(sc["z_frob"][l2]),
+        "prevTok_sd": sd("prevTok", l1, h1), "indScore_sd": sd("indScore", l2, h2),
+        "delta_sd": sd("delta", l2, h2), "effect_sd": sd("effect", l2, h2),
+    }
+
+
+def rank_key(r: dict) -> tuple:
+    """The sort key: mechScore, Effect, kComp, δ (desc; NaN last), pair error (asc), indices."""
+    mech = r["mechScore"]
+    if any(math.isnan(r[c]) for c in ("effect", "kComp", "indScore", "prevTok")):
+        mech = -math.inf
+    err = r["pairError_ub"]
+    return (_desc(mech), _desc(r["effect"]), _desc(r["kComp"]), _desc(r["delta"]),
+            err if not math.isnan(err) else math.inf, r["l1"], r["h1"], r["l2"], r["h2"])
+
+
 def rank_pairs(
-    prev_tok: np.ndarray,
-    ind_score: np.ndarray,
-    kcomp: np.ndarray,
-    kcomp_raw: np.ndarray,
-    delta: np.ndarray,
-    effect: np.ndarray,
+    sc: dict[str, np.ndarray],
     eps_ub: np.ndarray,
-    x_frob: np.ndarray,
-    z_frob: np.ndarray,
     *,
     min_prev_tok: float,
     min_ind_score: float,
     threshold: float,
 ) -> list[dict]:
-    """All candidate pairs as rows (dicts keyed by :data:`COLUMNS`), best first."""
+    """All candidate pairs as rows (dicts keyed by :data:`COLUMNS`), best first.
+
+    ``sc``: the score arrays as for :func:`pair_row` (means over the prompt batch).
+    """
+    prev_tok, ind_score, effect = sc["prevTok"], sc["indScore"], sc["effect"]
     L, H = prev_tok.shape
     rows = []
     for l1 in range(L):
@@ -48,37 +84,30 @@ def rank_pairs(
                 continue
             for l2 in range(l1 + 1, L):
                 for h2 in range(H):
-                    ind = float(ind_score[l2, h2])
-                    if not ind >= min_ind_score:
+                    if not float(ind_score[l2, h2]) >= min_ind_score:
                         continue
-                    eff = float(effect[l2, h2])
-                    if not eff > threshold:
+                    if not float(effect[l2, h2]) > threshold:
                         continue
-                    kc = float(kcomp[l1, h1, l2, h2])
-                    pt = float(prev_tok[l1, h1])
-                    mech = kc * ind * pt
-                    e1, e2 = float(eps_ub[l1, h1]), float(eps_ub[l2, h2])
-                    rows.append({
-                        "l1": l1, "h1": h1, "l2": l2, "h2": h2,
-                        "mechScore": mech, "circuitScore": eff * mech, "effect": eff,
-                        "kComp": kc, "kCompRaw": float(kcomp_raw[l1, h1, l2, h2]),
-                        "indScore": ind, "prevTok": pt, "delta": float(delta[l2, h2]),
-                        "eps1_ub": e1, "eps2_ub": e2, "pairError_ub": pair_error_ub(e1, e2),
-                        "x2_frob": float(x_frob[l2]), "z2_frob": float(z_frob[l2]),
-                    })
-
-    def key(r: dict):
-        mech = r["mechScore"]
-        if any(math.isnan(r[c]) for c in ("effect", "kComp", "indScore", "prevTok")):
-            mech = -math.inf
-        err = r["pairError_ub"]
-        return (_desc(mech), _desc(r["effect"]), _desc(r["kComp"]), _desc(r["delta"]),
-                err if not math.isnan(err) else math.inf, r["l1"], r["h1"], r["l2"], r["h2"])
-
-    rows.sort(key=key)
+                    rows.append(pair_row(sc, eps_ub, l1, h1, l2, h2))
+    rows.sort(key=rank_key)
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     return rows
+
+
+def candidate_failures(r: dict, *, min_prev_tok: float, min_ind_score: float,
+                       threshold: float) -> list[str]:
+    """Why a pair's row is not a ranking candidate (empty: it is one)."""
+    out = []
+    if not r["l1"] < r["l2"]:
+        out.append(f"l1={r['l1']} is not below l2={r['l2']}")
+    if not r["prevTok"] >= min_prev_tok:
+        out.append(f"prevTok {fmt(r['prevTok'])} < {fmt(min_prev_tok)}")
+    if not r["indScore"] >= min_ind_score:
+        out.append(f"indScore {fmt(r['indScore'])} < {fmt(min_ind_score)}")
+    if not r["effect"] > threshold:
+        out.append(f"Effect {fmt(r['effect'])} <= {fmt(threshold)}")
+    return out
 
 
 def fmt(v) -> str:
@@ -130,6 +159,7 @@ def induction_report(
     top: int,
     verbose: bool = False,
     warnings: list[str] | None = None,
+    n_prompts: int = 1,
 ) -> str:
     """The seed's ``induction`` report body (induction_spec §6.1), with correct numbers."""
     shown = rows[:top]
@@ -144,6 +174,8 @@ def induction_report(
         "  kComp_raw = ‖W_QK² · W_OV¹‖_F / (‖W_QK²‖_F · ‖W_OV¹‖_F)",
         "  kComp = kComp_raw - 1/√modelDim",
         "  Error = (1+ε₁)(1+ε₂)-1, ε = rigorous ub of pattern term / rigorous lb of value term",
+        *([f"  Scores: mean over {n_prompts} prompts (prevTok, indScore, δ, Effect); "
+           "Error: at the analysed prompt 0"] if n_prompts > 1 else []),
         f"Top Induction Head Pairs by mechScore (top {len(shown)} of {len(rows)})",
     ]
     lines += [pair_line(r, verbose) for r in shown]

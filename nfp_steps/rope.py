@@ -43,10 +43,20 @@ def rope_jacobian(seq_len: int, pairs: int, theta: float) -> np.ndarray:
     return jac
 
 
-def rope_report(seq_len: int = 4, pairs: int = 8, theta: float = 10000.0) -> str:
+def rope_numbers(seq_len: int = 4, pairs: int = 8, theta: float = 10000.0) -> dict:
+    """The report's numbers: the static bound, the tight value, and the numeric checks."""
     jac = rope_jacobian(seq_len, pairs, theta)
-    row_sum = float(np.abs(jac).sum(axis=1).max())
     sv = np.linalg.svd(jac, compute_uv=False)
+    return {"seq_len": seq_len, "pairs": pairs, "dim": 2 * pairs, "theta": theta,
+            "linf_bound": 2.0, "linf_tight": math.sqrt(2.0),
+            "linf_numeric": float(np.abs(jac).sum(axis=1).max()), "spectral_norm": 1.0,
+            "spectral_numeric_max_dev": float(np.max(np.abs(sv - 1.0)))}
+
+
+def rope_report(seq_len: int = 4, pairs: int = 8, theta: float = 10000.0) -> str:
+    """The original's ``rope`` text (static bound 2) with the tight value and the checks."""
+    r = rope_numbers(seq_len, pairs, theta)
+    row_sum = r["linf_numeric"]
     return "\n".join([
         "RoPE certificate (static):",
         f"  seqLen={seq_len}, pairs={pairs}, dim={2 * pairs}, theta={theta:g}",
@@ -56,5 +66,5 @@ def rope_report(seq_len: int = 4, pairs: int = 8, theta: float = 10000.0) -> str
         "  Tight: max row sum = max |cos φ| + |sin φ| = √(1 + |sin 2φ|) ≤ √2 = "
         f"{math.sqrt(2):.6f}; here (numeric) {row_sum:.6f}",
         "  Spectral norm: exactly 1 (2×2 rotations are orthogonal); numeric check "
-        f"max |σ − 1| = {float(np.max(np.abs(sv - 1.0))):.2e}",
+        f"max |σ − 1| = {r['spectral_numeric_max_dev']:.2e}",
     ]) + "\n"

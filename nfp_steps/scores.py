@@ -56,15 +56,22 @@ def induction_scores(attn: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return r.mean(axis=-1)
 
 
-def kcomp_scores(w: GPT2Weights) -> tuple[np.ndarray, np.ndarray]:
+def kcomp_scores(w: GPT2Weights, fold_ln: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(raw, corrected) K-composition for every (l1,h1,l2,h2) with l1 < l2 (else NaN).
 
     raw = ‖W_V¹W_O¹ W_K² W_Q²ᵀ‖_F / (‖W_Q²W_K²ᵀ‖_F ‖W_V¹W_O¹‖_F), corrected = raw − 1/√d,
-    computed through the dh×dh Gram cores. Uses raw W_Q/W_K (no LN γ folding), as the original.
+    computed through the dh×dh Gram cores. ``fold_ln=False`` uses the raw W_Q/W_K (the
+    original's definition); ``fold_ln=True`` folds the receiving layer's LN1 γ into them
+    (W → diag(γ) W: the head reads γ ⊙ x̂, so this is the map from the normalised residual),
+    which makes the score invariant under rescaling γ against W_Q/W_K.
     """
     L, H, d = w.n_layers, w.n_heads, w.d_model
-    gq = np.einsum("lhdi,lhdj->lhij", w.W_Q, w.W_Q)
-    gk = np.einsum("lhdi,lhdj->lhij", w.W_K, w.W_K)
+    wq, wk = w.W_Q, w.W_K
+    if fold_ln:
+        wq = w.ln1_g[:, None, :, None] * wq
+        wk = w.ln1_g[:, None, :, None] * wk
+    gq = np.einsum("lhdi,lhdj->lhij", wq, wq)
+    gk = np.einsum("lhdi,lhdj->lhij", wk, wk)
     gv = np.einsum("lhdi,lhdj->lhij", w.W_V, w.W_V)
     go = np.einsum("lhid,lhjd->lhij", w.W_O, w.W_O)
     qk_f = np.sqrt(np.maximum(np.einsum("lhij,lhji->lh", gq, gk), 0.0))
@@ -74,7 +81,7 @@ def kcomp_scores(w: GPT2Weights) -> tuple[np.ndarray, np.ndarray]:
         for l2 in range(l1 + 1, L):
             dh = w.d_head
             # M[a,b] = W_O¹[a] W_K²[b] for all head pairs in one GEMM: (H·dh, d)(d, H·dh)
-            full = w.W_O[l1].reshape(H * dh, d) @ w.W_K[l2].transpose(1, 0, 2).reshape(d, H * dh)
+            full = w.W_O[l1].reshape(H * dh, d) @ wk[l2].transpose(1, 0, 2).reshape(d, H * dh)
             m = full.reshape(H, dh, H, dh).transpose(0, 2, 1, 3)  # (H1,H2,dh,dh)
             # ‖W_V¹ M W_Q²ᵀ‖_F² = tr(Mᵀ G_V M G_Q) = Σ M ∘ (G_V M G_Q)
             num2 = (m * (gv[l1][:, None] @ m @ gq[l2][None, :])).sum(axis=(2, 3))
@@ -154,3 +161,43 @@ def direct_effects(
             denom = zn * un
             effect[layer, h] = delta[layer, h] / denom if denom > 1e-10 else 0.0
     return delta, effect
+
+
+SCORE_NAMES = ("prevTok", "indScore", "delta", "effect")
+
+
+def prompt_scores(
+    w: GPT2Weights, tokens: np.ndarray | None, attn: np.ndarray, z1: np.ndarray,
+    correct: int | None, incorrect: int | None,
+) -> tuple[dict[str, np.ndarray], Target, list[str]]:
+    """prevTok, indScore, δ, Effect (each (L, H)) on one prompt, its target and warnings.
+
+    Without TOKENS indScore is 1 for every head (the original: no filter applies).
+    """
+    target, warnings = resolve_target(tokens, w.vocab_size, correct, incorrect)
+    u = w.W_U[:, target.correct] - w.W_U[:, target.incorrect]
+    delta, effect = direct_effects(w, z1, attn, u)
+    ind = (induction_scores(attn, tokens) if tokens is not None
+           else np.ones((w.n_layers, w.n_heads)))
+    return ({"prevTok": prev_token_scores(attn), "indScore": ind, "delta": delta,
+             "effect": effect}, target, warnings)
+
+
+def batch_summary(per_prompt: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Stack per-prompt scores: ``name`` → mean, ``name_sd`` → standard deviation (ddof 1; 0
+    for one prompt), ``name_batch`` → (B, ...) values. NaN prompts (no induction query) are
+    left out of the mean and sd."""
+    out = {}
+    for name in SCORE_NAMES:
+        vals = np.stack([p[name] for p in per_prompt])
+        ok = np.isfinite(vals)
+        cnt = ok.sum(axis=0)
+        filled = np.where(ok, vals, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(cnt > 0, filled.sum(axis=0) / np.maximum(cnt, 1), np.nan)
+            dev = np.where(ok, vals - mean, 0.0)
+            var = (dev * dev).sum(axis=0) / np.maximum(cnt - 1, 1)
+        out[name] = mean
+        out[f"{name}_sd"] = np.where(cnt > 1, np.sqrt(var), np.where(cnt == 1, 0.0, np.nan))
+        out[f"{name}_batch"] = vals
+    return out

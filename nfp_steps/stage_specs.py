@@ -52,7 +52,9 @@ STAGES: dict[str, Stage] = {
         Stage(
             "prompt",
             ("export",),
-            ("prompt",),
+            # prompt.batch only concerns the scores and verify stages: editing it must not rerun
+            # the analysed prompt and the bound stages downstream of it
+            ("prompt.kind", "prompt.seq_len", "prompt.seed", "prompt.period", "prompt.tokens"),
             (*_CORE, "prompt", "data", "stages/prompt"),
             "stages.prompt:run",
         ),
@@ -92,8 +94,8 @@ STAGES: dict[str, Stage] = {
         Stage(
             "scores",
             ("export", "prompt", "forward"),
-            ("induction",),
-            (*_CORE, "scores", "stages/scores"),
+            ("induction", "prompt"),  # the prompt slice draws the scoring batch
+            (*_CORE, "scores", "forward", "prompt", "data", "stages/scores"),
             "stages.scores:run",
         ),
         Stage(
@@ -110,7 +112,7 @@ STAGES: dict[str, Stage] = {
             "verify",
             ("export", "prompt", "forward", "scores", "ranking"),
             ("verify",),
-            (*_CORE, "forward", "verify", "scores",
+            (*_CORE, "forward", "verify", "scores", "data",
              "stages/verify"),
             "stages.verify:run",
             ("verify.tsv",),

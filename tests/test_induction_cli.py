@@ -48,6 +48,6 @@ def test_adaptive_flags_print_the_scheduler(capsys):
     assert "ADAPTIVE SCHEDULER" in out
     assert "krylovSteps=2 scope=all" in out
     assert "  stop: target" in out  # a huge target is met at once
-    with pytest.raises(SystemExit) as info:  # argparse: usage error, exit code 2
+    with pytest.raises(SystemExit) as info:  # usage error: exit code 1 (2 = no target)
         main(["induction", str(MODEL), "--seqLen", "16", "--adaptiveScope", "mlp"])
-    assert info.value.code == 2
+    assert info.value.code == 1

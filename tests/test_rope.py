@@ -35,3 +35,10 @@ def test_cli_output_and_errors(capsys):
     assert main(["rope", "--seqLen", "0"]) == 1
     assert "--seqLen and --pairs must be positive" in capsys.readouterr().err
     assert main(["rope", "--theta", "-1"]) == 1
+
+
+def test_model_argument_is_accepted_and_said_unused(capsys, tmp_path):
+    assert main(["rope", str(tmp_path)]) == 0
+    assert f"Model: {tmp_path} (not read" in capsys.readouterr().out
+    assert main(["rope", str(tmp_path / "missing.nfpt")]) == 1
+    assert "model not found" in capsys.readouterr().err

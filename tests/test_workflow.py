@@ -66,12 +66,13 @@ def test_run_stage_passes_only_the_config_slice(tmp_path, fake_stages, capsys):
     assert run_main(tmp_path, "export", config_slice(cfg, ["models.{model}"], "toy")) == 0
     assert fake_stages["export"] == {
         "inputs": [], "cfg": {"models": {"toy": "models/toy"}}, "model": "toy"}
-    assert run_main(tmp_path, "prompt", {"prompt": cfg["prompt"]}) == 0
+    sl = config_slice(cfg, STAGES["prompt"].config_keys, "toy")
+    assert run_main(tmp_path, "prompt", sl) == 0
     assert fake_stages["prompt"]["inputs"] == ["export"]
-    assert fake_stages["prompt"]["cfg"] == {"prompt": cfg["prompt"]}  # nothing else
+    assert fake_stages["prompt"]["cfg"] == sl  # nothing else
 
     manifest = read_manifest(tmp_path / "toy", "prompt")
-    assert manifest["config_digest"] == digest({"prompt": cfg["prompt"]})
+    assert manifest["config_digest"] == digest(sl)
     assert manifest["code_digest"] == "code-" + "-".join(STAGES["prompt"].modules)
     assert set(manifest["inputs"]) == {"export"}
     assert read_stage(tmp_path / "toy", "prompt").attrs["stage"] == "prompt"
@@ -248,7 +249,7 @@ def test_tables_hold_plain_numbers(finished_run):
         for row in rows:
             cells = dict(zip(cols, row.split("\t"), strict=True))
             for col, cell in cells.items():
-                if col not in ("control", "tier"):
+                if col not in ("control", "tier", "checks"):
                     float(cell)  # raises on e.g. "np.float64(1.0)"
 
 
@@ -264,6 +265,8 @@ def test_second_run_has_nothing_to_do(finished_run):
         ("report", "top", 2, "report"),
         ("ranking", "diag_top", 1, None),
         ("prompt", "seed", 99, "prompt"),
+        ("induction", "kcomp", "original", "scores"),
+        ("prompt", "batch", 2, "scores"),  # the batch: not the analysed prompt nor its bounds
     ],
 )
 def test_config_edit_reruns_exactly_the_dependent_stages(finished_run, section, key, value, stage):

@@ -16,6 +16,7 @@ import re
 
 import numpy as np
 
+from nfp_steps.commands.output import add_output_flags, emit
 from nfp_steps.io.loader import FORMATS
 
 _NFPT = ("nfpt-text", "nfpt-binary")
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an existing --output (a file, or a whole model folder: every "
                         "file in it is removed); never allowed when --output is SRC")
+    add_output_flags(p, output=False)  # --output is the destination here
     p.set_defaults(func=run)
 
 
@@ -102,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
                          f"already baked): drop --tokens/--seq-len")
     used = save_model(w, args.output, fmt, args.dtype)
     dims = w.dims()
-    print(f"wrote {args.output} ({used}; {dims['num_layers']} layers, {dims['num_heads']} heads, "
-          f"d={dims['model_dim']}, vocab={dims['vocab_size']}; source sha256 "
-          f"{w.attrs.get('source_sha256', '?')[:16]}...)")
+    sha = w.attrs.get("source_sha256")
+    text = (f"wrote {args.output} ({used}; {dims['num_layers']} layers, {dims['num_heads']} "
+            f"heads, d={dims['model_dim']}, vocab={dims['vocab_size']}; source sha256 "
+            f"{(sha or '?')[:16]}...)")
+    emit(text, {"command": "export", "source": str(args.src), "output": str(args.output),
+                "format": used, "dims": dims, "source_sha256": sha}, args)
     return 0

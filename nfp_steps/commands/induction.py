@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+from nfp_steps.commands.common import (
+    add_pipeline_flags,
+    build_config,
+    check_model_path,
+    model_line,
+    require_verify_target,
+    run_pipeline,
+)
+from nfp_steps.commands.output import add_output_flags, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,23 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Run the analysis pipeline in memory on MODEL (.nfpt text/binary file, Hugging Face "
             "GPT-2 folder, or weights .zarr store) and print ranked head pairs "
-            "(L{l1}H{h1} -> L{l2}H{h2}) with heuristic scores and rigorous Error bounds."
+            "(L{l1}H{h1} -> L{l2}H{h2}) with heuristic scores and rigorous Error bounds. "
+            "Exit codes: 0 ok, 1 errors and bad flags, 2 no induction target derivable."
         ),
     )
-    p.add_argument("model", metavar="MODEL", help="model path")
+    add_pipeline_flags(p)
     p.add_argument("-v", "--verbose", action="store_true", help="more metrics per pair")
     p.add_argument("-d", "--diagnostics", action="store_true",
                    help="print per-layer bounds and the ε decomposition of the top pairs")
     p.add_argument("--diagTop", "--diag-top", dest="diag_top", type=int, default=None,
                    help="pairs to decompose under -d (default: config ranking.diag_top, 5)")
-    p.add_argument("--correct", type=int, default=None, help="target token id (with --incorrect)")
-    p.add_argument("--incorrect", type=int, default=None, help="competing token id")
     p.add_argument("-t", "--threshold", type=float, default=None,
                    help="keep pairs with Effect > T (default 0.0)")
-    p.add_argument("--seqLen", "--seq-len", dest="seq_len", type=int, default=None,
-                   help="prompt length for models that embed their own prompt (HF, Zarr); "
-                        "default: config prompt.seq_len")
-    p.add_argument("--seed", type=int, default=None, help="prompt seed (default: config)")
+    p.add_argument("--verify", action="store_true",
+                   help="ablate the top pairs' heads (zero and mean ablation, a same-layer "
+                        "control, the original's runtime checks; config verify.top pairs)")
     a = p.add_argument_group("adaptive scheduler (tightens the per-layer bounds C_l)")
     a.add_argument("--adaptive", action="store_true",
                    help="start from the loosest valid bounds and upgrade the layer with the worst "
@@ -48,111 +52,99 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--adaptiveScope", "--adaptive-scope", dest="adaptive_scope",
                    choices=("layernorm", "all"), default=None,
                    help="factors the scheduler may upgrade (default layernorm)")
-    p.add_argument("--config", default=None,
-                   help="config YAML for prompt and bound settings (default: the repo's "
-                        "config.yaml when present, else built-in defaults)")
+    add_output_flags(p)
     p.set_defaults(func=run)
 
 
-def _config(args) -> dict:
-    from nfp_steps.config import load_config
-
-    path = Path(args.config) if args.config else DEFAULT_CONFIG
-    if args.config and not path.exists():
-        raise FileNotFoundError(f"config file not found: {path}")
-    if path.exists():
-        import yaml
-
-        raw = yaml.safe_load(path.read_text()) or {}
-    else:
-        raw = {}
-    raw["models"] = {"cli": str(args.model)}
-    raw.setdefault("ranking", {})
-    raw.setdefault("induction", {})
-    raw.setdefault("prompt", {})
-    if args.seq_len is not None:
-        raw["prompt"]["seq_len"] = args.seq_len
-    if args.seed is not None:
-        raw["prompt"]["seed"] = args.seed
-    if args.threshold is not None:
-        raw["ranking"]["threshold"] = args.threshold
-    if args.diag_top is not None:
-        raw["ranking"]["diag_top"] = args.diag_top
-    if (args.correct is None) != (args.incorrect is None):
-        from nfp_steps.cli import UsageError
-
-        raise UsageError("--correct and --incorrect must be given together")
-    layers = raw.setdefault("bounds", {}).setdefault("layers", {})
-    if args.krylov_steps is not None:
-        layers["krylov_steps"] = args.krylov_steps
-    ad = layers.setdefault("adaptive", {})
-    if args.adaptive:
-        ad["enabled"] = True
-    for key in ("target_slack", "max_upgrades", "min_rel_improve"):
-        if getattr(args, key) is not None:
-            ad[key] = getattr(args, key)
-    if args.adaptive_scope is not None:
-        ad["scope"] = args.adaptive_scope
-    if args.correct is not None:  # flags override the config file; absent flags keep it
-        if args.correct == args.incorrect:
-            from nfp_steps.cli import UsageError
-
-            raise UsageError(f"--correct and --incorrect are the same token ({args.correct}): "
-                             "the logit difference would be identically zero")
-        raw["induction"]["correct"] = args.correct
-        raw["induction"]["incorrect"] = args.incorrect
-    origin = f"command-line flags + {path}" if path.exists() else "command-line flags"
-    return load_config(raw, name=origin)
+def _config(args: argparse.Namespace) -> dict:
+    ad = "bounds.layers.adaptive."
+    return build_config(args, {
+        "ranking.threshold": args.threshold, "ranking.diag_top": args.diag_top,
+        "bounds.layers.krylov_steps": args.krylov_steps,
+        ad + "enabled": True if args.adaptive else None,
+        ad + "target_slack": args.target_slack, ad + "max_upgrades": args.max_upgrades,
+        ad + "min_rel_improve": args.min_rel_improve, ad + "scope": args.adaptive_scope,
+    })
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
 
-    from nfp_steps.pipeline import run_in_memory
     from nfp_steps.ranking import induction_report
-    from nfp_steps.scores import TargetError
     from nfp_steps.stages.ranking import ranking_rows
 
-    if not Path(args.model).exists():
-        raise FileNotFoundError(f"model not found: {args.model}")
+    check_model_path(args.model)
     cfg = _config(args)
-    print("Loading model...")
-    try:
-        res = run_in_memory(cfg, "cli", until="layers")
-        res.update(run_in_memory_scores(cfg, res))
-    except TargetError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
-    w_ds = res["export"].dataset
-    dims = json.loads(w_ds.attrs["dims"]) if isinstance(w_ds.attrs.get("dims"), str) else {}
-    if dims:
-        print(f"Model: {dims.get('num_layers')} layers, {dims.get('num_heads')} heads, "
-              f"model_dim={dims.get('model_dim')}, head_dim={dims.get('head_dim')}")
-    print()
-    inputs = {k: v.dataset for k, v in res.items()}
+    inputs = run_pipeline(cfg, "verify" if args.verify else "ranking")
+    if args.verify:
+        require_verify_target(inputs)
     rows = ranking_rows(inputs, cfg)
     sc = inputs["scores"]
     rk = cfg["ranking"]
+    warnings = json.loads(sc.attrs["warnings"])
     text = induction_report(rows, sc.attrs["target_description"], rk["threshold"], rk["top"],
-                            verbose=args.verbose, warnings=json.loads(sc.attrs["warnings"]))
+                            verbose=args.verbose, warnings=warnings,
+                            n_prompts=int(sc.attrs["n_prompts"]))
+    text = model_line(inputs) + "\n\n" + text
+    doc: dict = {"command": "induction", "model": args.model, **target_doc(sc),
+                 "warnings": warnings, "threshold": rk["threshold"],
+                 "n_candidates": len(rows), "pairs": rows[: rk["top"]]}
     ly, hd = inputs["layers"], inputs["heads"]
     adaptive = bool(ly.attrs["adaptive"])
     if adaptive and (args.verbose or args.diagnostics):
         text = _insert_after_header(text, _scheduler_block(cfg, ly))
-    sys.stdout.write(text)
+        doc["scheduler"] = {"settings": cfg["bounds"]["layers"]["adaptive"],
+                            "steps": [str(v) for v in ly["scheduler_log"].values],
+                            "stop": ly.attrs["scheduler_stop"]}
     if args.diagnostics:
         from nfp_steps import diagnostics_text as D
-        from nfp_steps.io.zarr_store import dataset_to_weights
+        from nfp_steps.stages.common import weights
 
-        w = dataset_to_weights(inputs["export"])
+        w = weights(inputs)
+        top = rows[: rk["diag_top"]]
         blocks = [D.layer_block(ly, adaptive)]
         if w.d_mlp:
             blocks.append(D.rect_gram_block(w.W_in[0], w.W_out[0]))
-        blocks.append(D.eps_decomposition(rows[: rk["diag_top"]], hd, w.d_head))
-        for block in blocks:
-            print()
-            print("\n".join(block))
+        blocks.append(D.eps_decomposition(top, hd, w.d_head))
+        text += "".join("\n" + "\n".join(b) + "\n" for b in blocks)
+        doc["layers"] = layers_doc(ly)
+        doc["diagnostics"] = [{"l1": r["l1"], "h1": r["h1"], "l2": r["l2"], "h2": r["h2"],
+                               "head1": head_doc(hd, r["l1"], r["h1"]),
+                               "head2": head_doc(hd, r["l2"], r["h2"]),
+                               "eps1_ub": r["eps1_ub"], "eps2_ub": r["eps2_ub"],
+                               "pairError_ub": r["pairError_ub"]} for r in top]
+    if args.verify:
+        from nfp_steps.stages.common import table_rows
+        from nfp_steps.verify_text import verify_block
+
+        vrows = table_rows(inputs["verify"])
+        text += "\n" + "\n".join(verify_block(vrows, int(sc.attrs["n_prompts"]))) + "\n"
+        doc["verify"] = vrows
+    emit(text, doc, args)
     return 0
+
+
+def target_doc(sc) -> dict:
+    """The JSON fields naming the target and the prompt batch."""
+    return {"target": {"correct": int(sc.attrs["target_correct"]),
+                       "incorrect": int(sc.attrs["target_incorrect"]),
+                       "description": sc.attrs["target_description"],
+                       "source": sc.attrs["target_source"]},
+            "n_prompts": int(sc.attrs["n_prompts"]), "kcomp": sc.attrs["kcomp"]}
+
+
+def layers_doc(ly) -> list[dict]:
+    """Per layer: the rigorous C_ub/C_lb and parts, the heuristic PI estimate, the tiers."""
+    keys = ("attn_ub", "mlp_ub", "C_ub", "C_lb", "slack", "C_pi", "tier",
+            "ln1_ub", "heads_ub", "ln2_ub", "w_in_ub", "gelu_ub", "w_out_ub")
+    return [{"layer": i, **{k: ly[k].values[i].item() for k in keys if k in ly}}
+            for i in range(ly.sizes["layer"])]
+
+
+def head_doc(hd, layer: int, head: int) -> dict:
+    """Every per-head number of the heads store (bounds, candidates, heuristics) for one head."""
+    return {k: float(hd[k].values[layer, head]) for k in hd.data_vars
+            if hd[k].dims == ("layer", "head")}
 
 
 def _scheduler_block(cfg: dict, ly) -> list[str]:
@@ -172,11 +164,3 @@ def _insert_after_header(text: str, block: list[str]) -> str:
     at = next((i + 1 for i, line in enumerate(lines)
                if line.startswith("Top Induction Head Pairs")), len(lines))
     return "\n".join(lines[:at] + block + lines[at:])
-
-
-def run_in_memory_scores(cfg: dict, res: dict) -> dict:
-    """The scores stage on the already computed upstream results."""
-    from nfp_steps.stages.scores import run as stage_scores
-
-    inputs = {k: v.dataset for k, v in res.items()}
-    return {"scores": stage_scores(inputs, cfg, "cli")}

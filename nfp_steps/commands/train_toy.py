@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import sys
+from dataclasses import asdict, fields
 
+from nfp_steps.commands.output import add_output_flags, emit
 from nfp_steps.train import ToyConfig
 
 _HELP = {
@@ -54,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             help=_HELP.get(f.name, f.name),
         )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_output_flags(p, output=False)  # --output is the model folder here
     p.set_defaults(func=run)
 
 
@@ -68,11 +71,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
     def log(line: str) -> None:
-        if not args.quiet:
-            print(line, flush=True)
+        if not args.quiet:  # progress: stdout for text, stderr under --json (one document)
+            print(line, flush=True, file=sys.stderr if args.json else sys.stdout)
 
     res = train_toy(cfg, log=log)
     out = write_toy_folder(res, cfg, args.output)
-    print(f"wrote {out} ({'circuit formed' if res.report.passes else 'NO circuit'}): "
-          f"{res.report.line()}")
+    rep = res.report
+    text = (f"wrote {out} ({'circuit formed' if rep.passes else 'NO circuit'}): "
+            f"{rep.line()}")
+    emit(text, {"command": "train-toy", "output": str(out), "circuit_formed": bool(rep.passes),
+                "summary": rep.line(), "config": asdict(cfg),
+                "prev_head": list(rep.prev_head), "ind_head": list(rep.ind_head),
+                "prev_tok": float(rep.prev_tok[rep.prev_head]),
+                "ind_score": float(rep.ind_score[rep.ind_head]), "repeated_loss": rep.loss,
+                "ablation_increase": rep.ablation_increase}, args)
     return 0

@@ -23,6 +23,17 @@ def tokens(inputs: Inputs) -> np.ndarray | None:
     return ds["tokens"].values.astype(np.int64) if bool(ds.attrs["has_tokens"]) else None
 
 
+def batch_tokens(inputs: Inputs) -> np.ndarray | None:
+    """The scoring batch (B, n) (row 0 = the analysed prompt) that the scores stage drew, or
+    None without TOKENS."""
+    if not bool(inputs["prompt"].attrs["has_tokens"]):
+        return None
+    sc = inputs.get("scores")
+    if sc is not None and "batch_tokens" in sc:
+        return sc["batch_tokens"].values.astype(np.int64)
+    return inputs["prompt"]["tokens"].values.astype(np.int64)[None, :]
+
+
 def table_rows(ds: xr.Dataset) -> list[dict]:
     """One dict per pair, Python scalars (strings come back from Zarr as ``str`` already)."""
     cols = {c: ds[c].values for c in ds.data_vars}

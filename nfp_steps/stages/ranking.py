@@ -11,14 +11,20 @@ from nfp_steps.stage_specs import StageResult
 from nfp_steps.stages.common import Inputs
 
 
+def score_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
+    """The scores store's arrays that rows are built from (means, spreads, kComp, norms)."""
+    sc = inputs["scores"]
+    return {k: sc[k].values for k in sc.data_vars if not k.endswith("_batch")}
+
+
 def ranking_rows(inputs: Inputs, cfg: dict) -> list[dict]:
+    """Every candidate pair, best first (:func:`nfp_steps.ranking.rank_pairs`)."""
     from nfp_steps.ranking import rank_pairs
 
-    sc, hd, rk = inputs["scores"], inputs["heads"], cfg["ranking"]
+    rk = cfg["ranking"]
     return rank_pairs(
-        sc["prevTok"].values, sc["indScore"].values, sc["kComp"].values, sc["kCompRaw"].values,
-        sc["delta"].values, sc["effect"].values, hd["eps_ub"].values, sc["x_frob"].values,
-        sc["z_frob"].values, min_prev_tok=rk["min_prev_tok"], min_ind_score=rk["min_ind_score"],
+        score_arrays(inputs), inputs["heads"]["eps_ub"].values,
+        min_prev_tok=rk["min_prev_tok"], min_ind_score=rk["min_ind_score"],
         threshold=rk["threshold"],
     )
 
@@ -35,5 +41,6 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     })
     text = induction_report(rows, sc.attrs["target_description"], cfg["ranking"]["threshold"],
                             cfg["ranking"]["top"], verbose=True,
-                            warnings=json.loads(sc.attrs["warnings"]))
+                            warnings=json.loads(sc.attrs["warnings"]),
+                            n_prompts=int(sc.attrs.get("n_prompts", 1)))
     return StageResult(ds, {"ranking.tsv": to_tsv(rows), "induction.txt": text})
