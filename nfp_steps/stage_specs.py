@@ -124,6 +124,15 @@ STAGES: dict[str, Stage] = {
             ("certificate.json", "certificate.txt"),
         ),
         Stage(
+            "plots",
+            ("prompt", "forward", "heads", "layers", "scores", "ranking"),
+            (),
+            (*_CORE, "plots", "stages/plots"),
+            "stages.plots:run",
+            ("plots/layer_bounds.svg", "plots/head_eps.svg", "plots/prev_tok.svg",
+             "plots/ind_score.svg", "plots/top_pair_attention.svg"),
+        ),
+        Stage(
             "report",
             ("ranking", "layers", "heads", "verify", "certificate"),
             ("report",),

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_downstream_follows_stage_specs():
-    assert downstream("ranking") == {"ranking", "verify", "report"}
+    assert downstream("ranking") == {"ranking", "verify", "plots", "report"}
     assert downstream("export") == set(STAGES)
 
 

@@ -110,14 +110,24 @@ def stage_input(stage):
     return {up: stage_manifest(up) for up in STAGES[stage].inputs}
 
 
+# Captions of the report's files: workflow/report/<file name>.rst (e.g. layer_bounds.svg.rst).
+NFP_CAPTIONS = Path(workflow.basedir) / "workflow" / "report"
+
+
+def report_caption(name):
+    """The caption of report file ``name`` (relative to workflow/rules/), or None if it has none."""
+    caption = f"{Path(name).name}.rst"
+    return f"../report/{caption}" if (NFP_CAPTIONS / caption).is_file() else None
+
+
 def stage_output(stage):
     """Named outputs of a stage's rule: the manifest, then each report file."""
     out = {"manifest": stage_manifest(stage)}
     for name in STAGES[stage].files:
         # report(): the file also appears in `snakemake --report report.html`
         out[re.sub(r"\W", "_", name)] = report(
-            f"{NFP_RESULTS}/{{model}}/{name}", category="{model}", subcategory=stage,
-            labels={"model": "{model}", "stage": stage, "file": name},
+            f"{NFP_RESULTS}/{{model}}/{name}", caption=report_caption(name), category="{model}",
+            subcategory=stage, labels={"model": "{model}", "stage": stage, "file": name},
         )
     return out
 
