@@ -162,12 +162,14 @@ def stage_mem_mb(stage):
 
 
 def all_targets():
-    """Every stage's manifest and report files, for every model (the default target)."""
+    """Every stage's manifest and report files, for every model, and the models' summary.tsv
+    (the default target)."""
     targets = []
     for model in MODELS:
         for name, stage in STAGES.items():
             targets.append(stage_manifest(name, model))
             targets.extend(f"{NFP_RESULTS}/{model}/{f}" for f in stage.files)
+    targets.append(f"{NFP_RESULTS}/summary.tsv")
     return targets
 
 
