@@ -45,6 +45,7 @@ include: "workflow/rules/certificate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/archive.smk"
 include: "workflow/rules/train_toy.smk"
 
 _missing = [name for name in STAGES if not hasattr(rules, name)]

@@ -14,7 +14,7 @@ import sys
 from nfp_steps import __version__
 from nfp_steps.model import ModelError
 
-COMMANDS = ("induction", "export", "rope", "train_toy")
+COMMANDS = ("induction", "export", "rope", "train_toy", "archive")
 
 
 class UsageError(ValueError):
