@@ -84,6 +84,19 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
     return a, b
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("verify={top: many}", "verify.top: 'many' is not of type 'integer'"),
+    ("prompt={seq_len: 1}", "prompt.seq_len: 1 is less than the minimum of 2"),
+    ("plots={dpi: 3}", "plots: unknown key"),
+])
+def test_a_bad_config_stops_before_any_job_naming_the_key(tmp_path, override, message):
+    work = make_copy(tmp_path / "w", yaml.safe_load(TEST_CONFIG.read_text()))
+    proc = snakemake(work, *CORES, "--config", override, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in text, text[-3000:]
+    assert not (work / "results").exists() and not (work / "logs").exists()
+
+
 def test_test_config_runs_the_whole_dag(runs):
     a, _ = runs
     out = a / "results" / "nfp-toy"
