@@ -193,6 +193,17 @@ def test_a_killed_run_reruns_to_identical_results(runs, stage, sig):
     assert not [p.name for p in out.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
 
 
+def test_archive_target_bundles_a_verifiable_archive(runs):
+    from nfp_steps.archive import verify_archive
+
+    a, _ = runs
+    snakemake(a, *CORES, "archives/nfp-toy.tar.gz")
+    manifest = verify_archive(a / "archives" / "nfp-toy.tar.gz")
+    assert manifest["model"] == "nfp-toy" and set(manifest["stages"]) == set(STAGES)
+    assert {"config.yaml", "config.used.json", "versions.json", "code.json",
+            "logs/heads.log", "results/plots/head_eps.svg"} <= set(manifest["files"])
+
+
 def test_a_hand_edited_manifest_stops_the_stage_reading_it(runs, tmp_path):
     a, _ = runs
     work = tmp_path / "copy"

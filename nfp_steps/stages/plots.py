@@ -14,7 +14,8 @@ def top_pair(ranking: xr.Dataset) -> tuple[int, int, int, int] | None:
     if ranking.sizes.get("pair", 0) == 0:
         return None
     best = int(np.argmin(ranking["rank"].values))
-    return tuple(int(ranking[k].values[best]) for k in ("l1", "h1", "l2", "h2"))  # type: ignore
+    l1, h1, l2, h2 = (int(ranking[k].values[best]) for k in ("l1", "h1", "l2", "h2"))
+    return l1, h1, l2, h2
 
 
 def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
