@@ -5,13 +5,6 @@
 # sha256 of every file and array. Check an archive later with `nfp archive --verify FILE`.
 
 
-def model_targets(wildcards):
-    """Every stage manifest and report file of one model."""
-    model = wildcards.model
-    return [stage_manifest(name, model) for name in STAGES] + [
-        f"{NFP_RESULTS}/{model}/{f}" for stage in STAGES.values() for f in stage.files]
-
-
 # The config file as given (one --configfile, or config.yaml); the archive also holds the
 # validated slice every stage used (config.used.json), which reflects --config overrides too.
 NFP_ARCHIVE_CONFIG = (

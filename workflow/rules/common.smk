@@ -173,6 +173,13 @@ def all_targets():
     return targets
 
 
+def model_targets(wildcards):
+    """Every stage manifest and report file of one model (the inputs of its archive)."""
+    model = wildcards.model
+    return [stage_manifest(name, model) for name in STAGES] + [
+        f"{NFP_RESULTS}/{model}/{f}" for stage in STAGES.values() for f in stage.files]
+
+
 # The shell command of every stage rule ({rule} is the rule name = the stage name).
 NFP_STAGE_SHELL = (
     "{NFP_PYTHON} -m nfp_steps.run_stage {rule} --model {wildcards.model:q}"
