@@ -59,7 +59,7 @@ class Progress:
             line = f"[progress] {self._line()}"
             if not self.tty:
                 print(line, file=self.stream, flush=True)
-            if LOG is not None:
+            if LOG is not None and not LOG.closed:
                 print(line, file=LOG, flush=True)
 
 

@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         report.step(f"done ({len(manifest['arrays'])} arrays, {total:.2f}s)")
         return 0
     finally:
+        progress.LOG = None  # the log closes now: later loops in this process must not use it
         report.close()
 
 

@@ -57,3 +57,16 @@ def test_small_loops_report_every_step(monkeypatch, total):
     out = io.StringIO()
     list(track(range(total), "s", stream=out))
     assert len(out.getvalue().splitlines()) == total
+
+
+def test_the_stage_runner_detaches_its_log_when_done(tmp_path, monkeypatch):
+    """run_stage points LOG at the job's log and must reset it when the log closes, or a later
+    loop in the same process (tests, the CLI) would write to a closed file."""
+    from nfp_steps import run_stage
+
+    monkeypatch.setattr(run_stage, "run", lambda args, report: {"arrays": {}, "timing": {}})
+    log = tmp_path / "x.log"
+    assert run_stage.main(["prompt", "--model", "m", "--config-json", "{}", "--results",
+                           str(tmp_path), "--log", str(log)]) == 0
+    assert progress.LOG is None
+    list(track(range(3), "after", stream=io.StringIO()))  # no "I/O operation on closed file"
