@@ -6,7 +6,8 @@ folder named after the model::
     <model>/results/...        every file of results/<model>/ (stores, manifests, tables, plots,
                                benchmarks); hidden files (temp stores, timestamps) left out
     <model>/logs/...           the stage logs (logs/<model>/), when found
-    <model>/config.yaml        the config file as given (when there is one)
+    <model>/config.yaml        the config file, when given and checked to reproduce every stage's
+                               config slice (so it is the config the results were made with)
     <model>/config.used.json   the validated config slice each stage ran with (from its manifest)
     <model>/versions.json      Python, platform and every installed distribution (pip-freeze-like)
     <model>/code.json          nfp_steps version, git commit (and whether the tree was dirty), and
@@ -106,13 +107,39 @@ def _visible_files(folder: Path) -> Iterator[Path]:
 
 
 # ---- writing ----------------------------------------------------------------------------------
+def config_mismatch(config: str | os.PathLike, model: str, used: dict[str, Any]) -> str | None:
+    """Why ``config`` is not the config the stages ran with (None if it is).
+
+    ``used`` maps each stage to the config slice its manifest recorded; the file is validated
+    (defaults filled in) and sliced the same way, so a file differing only in defaults matches.
+    """
+    from nfp_steps.config import ConfigError, config_slice, load_config
+    from nfp_steps.stage_specs import STAGES
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        return str(exc)
+    for stage, recorded in sorted(used.items()):
+        if stage not in STAGES or recorded is None:
+            continue
+        try:
+            mine = config_slice(cfg, STAGES[stage].config_keys, model)
+        except ConfigError as exc:
+            return f"stage {stage!r}: {exc}"
+        if mine != recorded:
+            return f"stage {stage!r} ran with {json.dumps(recorded, sort_keys=True)}"
+    return None
+
+
 def create_archive(results: str | os.PathLike, output: str | os.PathLike,
                    config: str | os.PathLike | None = None,
                    logs: str | os.PathLike | None = None, force: bool = False) -> dict:
     """Archive ``results`` (a ``results/<model>`` folder) into ``output``; return the MANIFEST.
 
     Raises :class:`ArchiveError` (naming the file) when the folder holds no stage manifest,
-    a store does not match its manifest, or ``output`` exists and ``force`` is false.
+    a store does not match its manifest, ``config`` is not the config the stages ran with
+    (:func:`config_mismatch`), or ``output`` exists and ``force`` is false.
     """
     from nfp_steps.storage import MANIFEST_SUFFIX, StorageError, read_manifest, read_stage
 
@@ -142,6 +169,13 @@ def create_archive(results: str | os.PathLike, output: str | os.PathLike,
         arrays[stage] = {name: a["sha256"] for name, a in manifest["arrays"].items()}
         used[stage] = manifest.get("config")
         code[stage] = manifest.get("code_digest")
+
+    if config is not None:
+        why = config_mismatch(config, model, used)
+        if why is not None:
+            raise ArchiveError(f"{config} is not the config these results were made with "
+                               f"({why}); give the config file used, or none (config.used.json "
+                               "always holds what every stage ran with)")
 
     members: list[tuple[str, Path | bytes]] = [
         (f"results/{p.relative_to(results).as_posix()}", p) for p in _visible_files(results)]

@@ -108,6 +108,25 @@ def test_cli_archive_and_verify(results, capsys, monkeypatch):
     assert "needs RESULTS and --output" in capsys.readouterr().err
 
 
+def test_only_the_config_the_results_were_made_with_goes_in(results, capsys, monkeypatch):
+    root = results.parent.parent
+    other = root / "other.yaml"
+    other.write_text("models:\n  toy: models/toy\nbounds:\n  heads:\n    softmax: half\n")
+    with pytest.raises(ArchiveError, match=r"other.yaml is not the config these results were "
+                                           r"made with \(stage 'heads' ran with"):
+        create_archive(results, root / "x.tar.gz", config=other)
+    monkeypatch.chdir(root)
+    assert cli.main(["archive", "results/toy", "-o", "x.tar.gz", "--config", "other.yaml"]) == 1
+    assert "is not the config these results were made with" in capsys.readouterr().err
+    # the implicit ./config.yaml is left out, with a note, when it does not match
+    other.replace(root / "config.yaml")
+    assert cli.main(["archive", "results/toy", "-o", "x.tar.gz"]) == 0
+    captured = capsys.readouterr()
+    assert "note: config.yaml not included" in captured.err and "config: none" in captured.out
+    assert "toy/config.yaml" not in members(root / "x.tar.gz")
+    assert "toy/config.used.json" in members(root / "x.tar.gz")
+
+
 @pytest.mark.parametrize("member", ["toy/results/heads.tsv", "toy/config.yaml",
                                     "toy/results/heads.manifest.json"])
 def test_a_tampered_member_is_refused_by_name(results, capsys, member):

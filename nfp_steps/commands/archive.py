@@ -23,13 +23,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "e.g. results/nfp-toy")
     p.add_argument("--output", "-o", type=Path, help="archive to write (.tar.gz)")
     p.add_argument("--config", type=Path,
-                   help="config file to include (default: ./config.yaml if it exists)")
+                   help="config file to include; it must reproduce every stage's config slice "
+                   "(default: ./config.yaml if it exists and does)")
     p.add_argument("--logs", type=Path,
                    help="stage logs to include (default: ./logs/<model> if it exists)")
     p.add_argument("--force", action="store_true", help="replace an existing --output")
     p.add_argument("--verify", type=Path, metavar="ARCHIVE",
                    help="verify ARCHIVE instead of writing one")
     p.set_defaults(func=run)
+
+
+def _default_config_mismatch(results: Path, config: Path) -> str | None:
+    """config_mismatch for the implicit ./config.yaml (None also when nothing can be compared)."""
+    from nfp_steps.archive import config_mismatch
+    from nfp_steps.storage import MANIFEST_SUFFIX, StorageError, read_manifest
+
+    used = {}
+    for path in sorted(results.glob(f"*{MANIFEST_SUFFIX}")):
+        stage = path.name[: -len(MANIFEST_SUFFIX)]
+        try:
+            used[stage] = read_manifest(results, stage).get("config")
+        except StorageError:
+            continue  # create_archive reports it
+    return config_mismatch(config, results.resolve().name, used)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,10 +77,17 @@ def run(args: argparse.Namespace) -> int:
     if args.results is None or args.output is None:
         raise UsageError("nfp archive needs RESULTS and --output (or --verify ARCHIVE)")
     config = args.config
-    if config is None and Path("config.yaml").is_file():
-        config = Path("config.yaml")
-    elif config is not None and not config.is_file():
+    if config is not None and not config.is_file():
         raise UsageError(f"--config {config}: no such file")
+    if config is None and Path("config.yaml").is_file():
+        # ./config.yaml goes in only if it is the config the results were made with
+        config = Path("config.yaml")
+        why = _default_config_mismatch(args.results, config)
+        if why is not None:
+            print(f"note: config.yaml not included: it is not the config these results were made "
+                  f"with ({why}); config.used.json holds what every stage ran with",
+                  file=sys.stderr)
+            config = None
     logs = args.logs
     if logs is None:
         logs = Path("logs") / args.results.resolve().name

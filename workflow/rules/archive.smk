@@ -5,11 +5,12 @@
 # sha256 of every file and array. Check an archive later with `nfp archive --verify FILE`.
 
 
-# The config file as given (one --configfile, or config.yaml); the archive also holds the
-# validated slice every stage used (config.used.json), which reflects --config overrides too.
+# The config file (one --configfile, or config.yaml), unless --config overrides changed it; the
+# archive always holds the validated slice every stage ran with (config.used.json).
 NFP_ARCHIVE_CONFIG = (
     f"--config {shlex.quote(str(workflow.configfiles[0]))}"
-    if len(workflow.configfiles) == 1 else ""
+    if len(workflow.configfiles) == 1 and not workflow.config_settings.overwrite_config
+    else ""
 )
 
 
