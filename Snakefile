@@ -18,6 +18,11 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# `snakemake --report report.html`: this text heads the report; every plot and table has a
+# caption in workflow/report/<file name>.rst.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -37,7 +42,10 @@ include: "workflow/rules/scores.smk"
 include: "workflow/rules/ranking.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/certificate.smk"
+include: "workflow/rules/plots.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/summary.smk"
+include: "workflow/rules/archive.smk"
 include: "workflow/rules/train_toy.smk"
 
 _missing = [name for name in STAGES if not hasattr(rules, name)]

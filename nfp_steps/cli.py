@@ -16,7 +16,7 @@ import sys
 from nfp_steps import __version__
 from nfp_steps.model import ModelError
 
-COMMANDS = ("induction", "analyze", "certify", "check", "export", "rope", "train_toy")
+COMMANDS = ("induction", "analyze", "certify", "check", "export", "rope", "train_toy", "archive")
 
 
 class UsageError(ValueError):

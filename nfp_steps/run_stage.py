@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"Error: cannot open the log file {args.log}: {exc}", file=sys.stderr)
         return 1
+    from nfp_steps import progress
+
+    progress.LOG = report.log  # the long loops' progress lines go to the job's log too
     try:
         from nfp_steps.model import ModelError
         from nfp_steps.storage import StorageError
@@ -235,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         report.step(f"done ({len(manifest['arrays'])} arrays, {total:.2f}s)")
         return 0
     finally:
+        progress.LOG = None  # the log closes now: later loops in this process must not use it
         report.close()
 
 

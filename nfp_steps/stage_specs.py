@@ -30,10 +30,10 @@ class Stage:
     files: tuple[str, ...] = ()
 
 
-# Modules every stage runs: the runner, storage, config, and stages/common (which reads the weights
-# store through io/zarr_store, which uses io/hf's directory replacement).
+# Modules every stage runs: the runner, storage, config, progress, and stages/common (which reads
+# the weights store through io/zarr_store, which uses io/hf's directory replacement).
 _CORE = ("model", "stage_specs", "storage", "run_stage", "config", "stages/common",
-         "io/zarr_store", "io/hf")
+         "io/zarr_store", "io/hf", "progress")
 
 # The rigorous-bounds modules (bounds imports the others).
 _BOUNDS = ("rigor", "bounds", "opnorm", "softmax_bounds", "elementary", "forward")
@@ -126,6 +126,15 @@ STAGES: dict[str, Stage] = {
              "stages/certificate"),
             "stages.certificate:run",
             ("certificate.json", "certificate.txt"),
+        ),
+        Stage(
+            "plots",
+            ("prompt", "forward", "heads", "layers", "scores", "ranking"),
+            (),
+            (*_CORE, "plots", "stages/plots"),
+            "stages.plots:run",
+            ("plots/layer_bounds.svg", "plots/head_eps.svg", "plots/prev_tok.svg",
+             "plots/ind_score.svg", "plots/top_pair_attention.svg"),
         ),
         Stage(
             "report",

@@ -184,7 +184,10 @@ def _open(path: Path) -> Any:
 
 def _check_file_names(stage: str, files: Mapping[str, str]) -> None:
     for name in files:
-        if not name or "/" in name or "\\" in name or name.startswith("."):
+        # a plain name, or one sub-folder level (``plots/heads.svg``); no hidden parts
+        parts = name.split("/")
+        if (not name or "\\" in name or len(parts) > 2
+                or any(not part or part.startswith(".") for part in parts)):
             raise StorageError(f"stage {stage!r}: bad report file name {name!r}")
         if name in (manifest_name(stage), store_name(stage)):
             raise StorageError(f"stage {stage!r}: report file {name!r} collides with the store")
@@ -242,6 +245,7 @@ def write_stage(results_dir: str | os.PathLike, stage: str, result: Any, meta: M
     file_info = {}
     for name in sorted(files):
         data = files[name].encode("utf-8")
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         _atomic_write_bytes(folder / name, data)
         file_info[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 

@@ -216,3 +216,24 @@ def test_code_digest_follows_source_bytes(tmp_path, monkeypatch):
 def test_cross_key_rules(raw, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config({"models": {"m": "x"}, **raw})
+
+
+# Numeric keys whose every finite value is meaningful (non-finite values are always refused).
+UNBOUNDED = {"ranking.threshold"}  # an Effect threshold: Effects can be negative
+
+
+def test_every_numeric_key_has_a_documented_range_and_every_string_its_values():
+    def walk(schema, path):
+        for key, sub in schema.get("properties", {}).items():
+            where = f"{path}.{key}" if path else key
+            types = {sub["type"]} if isinstance(sub["type"], str) else set(sub["type"])
+            if types & {"integer", "number"} and where not in UNBOUNDED:
+                assert {"minimum", "exclusiveMinimum"} & set(sub), f"{where} has no lower bound"
+            if "string" in types and where != "models":
+                assert "enum" in sub or "pattern" in sub, f"{where}: allowed values undocumented"
+            if sub["type"] == "array":
+                assert {"minimum", "enum"} & set(sub["items"]), f"{where}: items unbounded"
+            if sub["type"] == "object":
+                walk(sub, where)
+
+    walk(load_schema(), "")

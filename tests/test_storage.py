@@ -197,8 +197,9 @@ def test_bad_results_are_refused(tmp_path):
         write_stage(tmp_path, "heads", StageResult({"w": 1}, {}), {})
     with pytest.raises(StorageError, match="collides"):
         write(tmp_path, files={"heads.manifest.json": "x"})
-    with pytest.raises(StorageError, match="bad report file name"):
-        write(tmp_path, files={"../evil.txt": "x"})
+    for bad_name in ("../evil.txt", "/abs.txt", "a/b/c.txt", "plots/.hidden", "plots/", ""):
+        with pytest.raises(StorageError, match="bad report file name"):
+            write(tmp_path, files={bad_name: "x"})
     mixed = xr.Dataset({"m": ("x", np.array(["a", None], dtype=object))})
     with pytest.raises(StorageError, match="array 'm': object array with non-string elements"):
         write(tmp_path, mixed)
@@ -206,6 +207,12 @@ def test_bad_results_are_refused(tmp_path):
     with pytest.raises(StorageError, match="array 't': unsupported dtype"):
         write(tmp_path, bad)
     assert not (tmp_path / manifest_name("heads")).exists()
+
+
+def test_report_file_in_one_sub_folder(tmp_path):
+    manifest = write(tmp_path, files={"plots/a.svg": "<svg/>"})
+    assert (tmp_path / "plots" / "a.svg").read_text() == "<svg/>"
+    assert manifest["files"]["plots/a.svg"]["bytes"] == 6
 
 
 def test_encoding_from_a_loaded_input_does_not_leak(tmp_path):

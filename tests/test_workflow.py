@@ -25,12 +25,13 @@ from nfp_steps.config import config_slice, digest, load_config
 from nfp_steps.run_stage import downstream
 from nfp_steps.stage_specs import STAGES, StageResult
 from nfp_steps.storage import manifest_name, read_manifest, read_stage
+from nfp_steps.summary_table import STAGES_READ as SUMMARY_READS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_downstream_follows_stage_specs():
-    assert downstream("ranking") == {"ranking", "verify", "report"}
+    assert downstream("ranking") == {"ranking", "verify", "plots", "report"}
     assert downstream("export") == set(STAGES)
 
 
@@ -200,7 +201,7 @@ def test_dry_run_plans_every_stage_once_per_model(tmp_path):
     cfg["models"]["extra-model"] = "models/extra-model"
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     n_models = len(cfg["models"])
-    assert planned_jobs(work) == {name: n_models for name in STAGES}
+    assert planned_jobs(work) == {**{name: n_models for name in STAGES}, "summary": 1}
 
 
 def test_invalid_config_stops_before_any_job(tmp_path):
@@ -281,7 +282,10 @@ def test_config_edit_reruns_exactly_the_dependent_stages(finished_run, section, 
     finally:
         path.write_text(original)
     models = len(cfg["models"])
-    assert planned == ({name: models for name in downstream(stage)} if stage else {})
+    expected = {name: models for name in downstream(stage)} if stage else {}
+    if set(expected) & set(SUMMARY_READS):
+        expected["summary"] = 1  # the models' summary.tsv reads these stores
+    assert planned == expected
 
 
 def test_weights_edit_reruns_everything(finished_run):
@@ -293,7 +297,7 @@ def test_weights_edit_reruns_everything(finished_run):
     original, stat = target.read_bytes(), target.stat()
     try:
         target.write_bytes(original + b"\0")
-        assert set(planned_jobs(work)) == set(STAGES)
+        assert set(planned_jobs(work)) == set(STAGES) | {"summary"}
     finally:
         target.write_bytes(original)
         os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -17,12 +17,14 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     from nfp_steps import rigor as R
     from nfp_steps.jacobian_diag import head_jacobian_norms
     from nfp_steps.layer_lower import head_pattern_lower_bound
+    from nfp_steps.progress import Progress
 
     w = weights(inputs)
     fw = inputs["forward"]
     x, z1 = fw["x"].values, fw["z1"].values
     res: dict[str, np.ndarray] = {}
     z_rad_max = np.zeros(w.n_layers)
+    bar = Progress(w.n_layers * w.n_heads, "heads")
     for layer in range(w.n_layers):
         # the head's input is the exact LN1 of the stored x_l: enclose it (z1 ± z_rad)
         z, z_rad = B.layernorm_enclosure(x[layer], w.ln1_g[layer], w.ln1_b[layer], w.eps)
@@ -48,6 +50,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
                                  f"exceeds its upper bound {hb['value_ub']!r} (please report)")
             for k, v in hb.items():
                 res.setdefault(k, np.zeros((w.n_layers, w.n_heads)))[layer, h] = v
+            bar.update()
     ds = xr.Dataset({k: (("layer", "head"), v) for k, v in res.items()})
     ds["z1_rad_max"] = ("layer", z_rad_max)
     ds.attrs["heuristic"] = ["head_autograd", "value_autograd", "pattern_autograd"]

@@ -27,6 +27,7 @@ def factor_tiers(inputs: Inputs, cfg: dict) -> list[dict[str, list[float]]]:
     from nfp_steps import bounds as B
     from nfp_steps import rigor as R
     from nfp_steps.layer_lower import mlp_input_bounds
+    from nfp_steps.progress import track
 
     w = weights(inputs)
     ln, hd = inputs["layernorm"], inputs["heads"]
@@ -34,7 +35,7 @@ def factor_tiers(inputs: Inputs, cfg: dict) -> list[dict[str, list[float]]]:
     local_ln = ln.attrs["mode"] == "local"
     local_gelu = cfg["bounds"]["layers"]["gelu_deriv"] == "local"
     out = []
-    for i in range(w.n_layers):
+    for i in track(range(w.n_layers), "layers: upper-bound tiers"):
         # the layer's Jacobian is taken at the exact y* = x_l + attn(x_l): LN2 and GELU′ are
         # bounded there (a ball around the stored y), not at the stored y
         ln2_rows, g_local = mlp_input_bounds(w, i, x[i])
@@ -66,6 +67,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     from nfp_steps import scheduler as S
     from nfp_steps.jacobian_diag import layer_residual_pi, torch_params
     from nfp_steps.layer_lower import layer_lower_bound
+    from nfp_steps.progress import track
 
     w = weights(inputs)
     L = w.n_layers
@@ -75,7 +77,7 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     params = torch_params(w)
     # certified lower bounds: Rayleigh quotients of Krylov vectors, in ball arithmetic
     c_lb = np.array([layer_lower_bound(w, i, x[i], lcfg["krylov_steps"], params=params)
-                     for i in range(L)])
+                     for i in track(range(L), "layers: certified lower bounds")])
     adaptive = lcfg["adaptive"]
     if adaptive["enabled"]:
         sched = S.run(tiers, list(c_lb), target_slack=adaptive["target_slack"],
@@ -101,7 +103,8 @@ def run(inputs: Inputs, cfg: dict, model: str) -> StageResult:
     for i in range(L - 1, -1, -1):
         suffix[i] = float(R.mul_up(suffix[i + 1], R.add_up(1.0, c[i])))
     # heuristic: power iteration on (J_l − I)ᵀ(J_l − I) with torch JVP/VJP at the stored x_l
-    c_pi = np.array([layer_residual_pi(w, x[i], i, params=params) for i in range(L)])
+    c_pi = np.array([layer_residual_pi(w, x[i], i, params=params)
+                     for i in track(range(L), "layers: power iteration (heuristic)")])
     tier_str = [" ".join(f"{f}:{chosen[i][f]}/{len(tiers[i][f]) - 1}" for f in S.FACTORS)
                 for i in range(L)]
     data = {

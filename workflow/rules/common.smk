@@ -49,9 +49,13 @@ try:
 except FileNotFoundError as exc:
     raise WorkflowError(str(exc)) from None
 
-# Per-stage threads and memory (MB): modest; the linear-algebra stages get two threads.
+# Per-stage threads and memory (MB); the linear-algebra stages get two threads. Memory: max RSS
+# measured on a GPT-2-small-shaped model at 256 positions x 1.5 (as in workflow/profiles/*),
+# which matters for `--resources mem_mb=N` and on clusters; the shipped model needs < 400 MB.
 STAGE_THREADS = {"forward": 2, "layernorm": 2, "heads": 2, "layers": 2, "verify": 2}
-STAGE_MEM_MB = {"export": 4000, "forward": 4000, "heads": 4000, "layers": 4000, "verify": 4000}
+STAGE_MEM_MB = {"export": 4000, "prompt": 4000, "forward": 4500, "layernorm": 4500,
+                "heads": 5000, "layers": 7000, "scores": 4500, "ranking": 2500, "verify": 4500,
+                "certificate": 2500, "plots": 1000}
 
 
 def stage_manifest(stage, model="{model}"):
@@ -110,14 +114,24 @@ def stage_input(stage):
     return {up: stage_manifest(up) for up in STAGES[stage].inputs}
 
 
+# Captions of the report's files: workflow/report/<file name>.rst (e.g. layer_bounds.svg.rst).
+NFP_CAPTIONS = Path(workflow.basedir) / "workflow" / "report"
+
+
+def report_caption(name):
+    """The caption of report file ``name`` (relative to workflow/rules/), or None if it has none."""
+    caption = f"{Path(name).name}.rst"
+    return f"../report/{caption}" if (NFP_CAPTIONS / caption).is_file() else None
+
+
 def stage_output(stage):
     """Named outputs of a stage's rule: the manifest, then each report file."""
     out = {"manifest": stage_manifest(stage)}
     for name in STAGES[stage].files:
         # report(): the file also appears in `snakemake --report report.html`
         out[re.sub(r"\W", "_", name)] = report(
-            f"{NFP_RESULTS}/{{model}}/{name}", category="{model}", subcategory=stage,
-            labels={"model": "{model}", "stage": stage, "file": name},
+            f"{NFP_RESULTS}/{{model}}/{name}", caption=report_caption(name), category="{model}",
+            subcategory=stage, labels={"model": "{model}", "stage": stage, "file": name},
         )
     return out
 
@@ -152,13 +166,22 @@ def stage_mem_mb(stage):
 
 
 def all_targets():
-    """Every stage's manifest and report files, for every model (the default target)."""
+    """Every stage's manifest and report files, for every model, and the models' summary.tsv
+    (the default target)."""
     targets = []
     for model in MODELS:
         for name, stage in STAGES.items():
             targets.append(stage_manifest(name, model))
             targets.extend(f"{NFP_RESULTS}/{model}/{f}" for f in stage.files)
+    targets.append(f"{NFP_RESULTS}/summary.tsv")
     return targets
+
+
+def model_targets(wildcards):
+    """Every stage manifest and report file of one model (the inputs of its archive)."""
+    model = wildcards.model
+    return [stage_manifest(name, model) for name in STAGES] + [
+        f"{NFP_RESULTS}/{model}/{f}" for stage in STAGES.values() for f in stage.files]
 
 
 # The shell command of every stage rule ({rule} is the rule name = the stage name).
