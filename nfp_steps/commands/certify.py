@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nfp_steps.commands.common import add_pipeline_flags
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "error or a claim the checker refutes."
         ),
     )
-    p.add_argument("model", metavar="MODEL", help="model path (.nfpt, HF folder, weights .zarr)")
+    add_pipeline_flags(p)
     p.add_argument("--eps", type=float, default=None,
                    help="LayerNorm eps (default: the model's own; another value certifies that "
                         "variant of the model, and the certificate says so)")
@@ -39,34 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print certificate.json (exact values, witnesses) instead of the report")
     p.add_argument("-o", "--output", default=None,
                    help="write the report (or with --json the certificate) to this file")
-    p.add_argument("--seqLen", "--seq-len", dest="seq_len", type=int, default=None,
-                   help="prompt length (default: config prompt.seq_len)")
-    p.add_argument("--seed", type=int, default=None, help="prompt seed (default: config)")
-    p.add_argument("--correct", type=int, default=None, help="target token id (with --incorrect)")
-    p.add_argument("--incorrect", type=int, default=None, help="competing token id")
-    p.add_argument("--config", default=None, help="config YAML (default: the repo's config.yaml)")
     p.set_defaults(func=run)
 
 
 def _cfg(args) -> dict:
-    """The induction command's config assembly, with this command's flags."""
-    from nfp_steps.commands import induction
+    from nfp_steps.cli import UsageError
+    from nfp_steps.commands.common import build_config
 
-    ns = argparse.Namespace(
-        model=args.model, config=args.config, seq_len=args.seq_len, seed=args.seed,
-        threshold=None, diag_top=None, correct=args.correct, incorrect=args.incorrect,
-        krylov_steps=None, adaptive=False, target_slack=None, max_upgrades=None,
-        min_rel_improve=None, adaptive_scope=None)
-    cfg = induction._config(ns)
-    if args.pairs is not None:
-        if args.pairs < 0:
-            from nfp_steps.cli import UsageError
-
-            raise UsageError(f"--pairs must be >= 0, got {args.pairs}")
-        cfg["certificate"]["pairs"] = args.pairs
-    if args.no_global:
-        cfg["certificate"]["global"] = False
-    return cfg
+    if args.pairs is not None and args.pairs < 0:
+        raise UsageError(f"--pairs must be >= 0, got {args.pairs}")
+    return build_config(args, {"certificate.pairs": args.pairs,
+                               "certificate.global": False if args.no_global else None})
 
 
 def run(args) -> int:
@@ -74,13 +59,13 @@ def run(args) -> int:
 
     from nfp_steps.certificate import dumps, report_text
     from nfp_steps.cli import UsageError
+    from nfp_steps.commands.common import check_model_path
     from nfp_steps.pipeline import run_in_memory
     from nfp_steps.scores import TargetError
     from nfp_steps.stages.certificate import check_status, make_certificate
     from nfp_steps.stages.common import weights
 
-    if not Path(args.model).exists():
-        raise FileNotFoundError(f"model not found: {args.model}")
+    check_model_path(args.model)
     for flag, v in (("--eps", args.eps), ("--actDeriv", args.act_deriv)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise UsageError(f"invalid {flag} {v!r}: must be a positive finite number")

@@ -1,0 +1,255 @@
+"""Certificates: global/local/induction claims hold against the truth; the independent checker
+verifies honest certificates and refuses every tampered claim, other models and bad files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from io_helpers import random_weights
+from test_pipeline import layer_fn
+
+from nfp_steps import check as C
+from nfp_steps.cli import main
+from nfp_steps.config import load_config
+from nfp_steps.global_cert import global_claims
+from nfp_steps.io.loader import load_model
+from nfp_steps.pipeline import run_in_memory
+from nfp_steps.stages.certificate import make_certificate
+from nfp_steps.stages.common import weights
+
+TOY = "models/nfp-toy"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """(weights, stage inputs, certificate) for the shipped model at the default config."""
+    cfg = load_config(yaml.safe_load(open("config.yaml")))
+    res = run_in_memory(cfg, "nfp-toy", until="ranking")
+    inputs = {k: v.dataset for k, v in res.items()}
+    w = weights(inputs)
+    cert = make_certificate(w, inputs, cfg, "nfp-toy", TOY)
+    return w, inputs, cert
+
+
+def test_shipped_certificate_is_verified(shipped):
+    w, _, cert = shipped
+    out = C.check_certificate(cert, weights=w)
+    assert any(line.startswith("global:") for line in out.checked)
+    assert sum(line.startswith("induction[") for line in out.checked) == 3
+    # the known circuit's induction head is certified at the last query, non-vacuously
+    first = cert["induction"][0]
+    assert first["pair"] == [0, 2, 1, 1]
+    last = max(first["queries"], key=lambda r: r["q"])
+    assert not last["vacuous"] and Fraction(last["logit_diff_lb"]) > 0
+
+
+def test_induction_claims_hold_against_the_float64_truth(shipped):
+    w, inputs, cert = shipped
+    fw = inputs["forward"]
+    u_of = {}
+    for ind in cert["induction"]:
+        layer, head = ind["layer"], ind["head"]
+        u = w.W_U[:, ind["correct"]] - w.W_U[:, ind["incorrect"]]
+        u_of[layer, head] = u
+        z = fw["z1"].values[layer]
+        q = z @ w.W_Q[layer, head] + w.b_Q[layer, head]
+        k = z @ w.W_K[layer, head] + w.b_K[layer, head]
+        s = q @ k.T / math.sqrt(w.d_head)
+        a = fw["attn"].values[layer, head]
+        val = (z @ w.W_V[layer, head] + w.b_V[layer, head]) @ w.W_O[layer, head] @ u
+        tol = 1e-9
+        assert float(Fraction(ind["value_lo"])) <= val.min() + tol
+        assert float(Fraction(ind["value_hi"])) >= val.max() - tol
+        for r in ind["queries"]:
+            qq, t = r["q"], r["target_key"]
+            others = [kk for kk in range(qq + 1) if kk != t]
+            assert float(Fraction(r["margin_lb"])) <= min(s[qq, t] - s[qq, others]) + tol
+            assert float(Fraction(r["eps_ub"])) >= 1 - a[qq, t] - tol
+            assert float(Fraction(r["logit_diff_lb"])) <= a[qq] @ val + tol
+
+
+def _tiny_models():
+    for seed in range(3):
+        yield random_weights(seed, L=2, H=2, d=4, dh=2, dff=6, V=7, n=None, n_ctx=6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_global_constants_bound_the_layer_jacobian_for_any_input(seed):
+    """C_l(global) ≥ ‖J_l(x) − I‖₂ for random, huge-offset and near-constant x of every
+    length ≤ n_ctx; the checker verifies the claims."""
+    w = random_weights(seed, L=2, H=2, d=4, dh=2, dff=6, V=7, n=None, n_ctx=6)
+    claims = global_claims(w, w.n_ctx)
+    C.check_global(w, copy.deepcopy(claims), Fraction(w.eps))
+    cs = {c["layer"]: float(c["value"]) for c in claims if c["kind"] == "layer_C"}
+    rng = np.random.default_rng(seed)
+    for layer in range(w.n_layers):
+        f = layer_fn(w, layer)
+        for n in (1, 3, 6):
+            for kind in ("random", "offset", "flat"):
+                x = rng.standard_normal((n, w.d_model)) * 3
+                if kind == "offset":
+                    x += 1e4
+                elif kind == "flat":
+                    x = x * 1e-4 + rng.standard_normal((n, 1))
+                j = torch.autograd.functional.jacobian(f, torch.tensor(x))
+                j = j.reshape(n * w.d_model, n * w.d_model).numpy() - np.eye(n * w.d_model)
+                true = np.linalg.norm(j, 2)
+                assert true <= cs[layer] * (1 + 1e-9), (layer, n, kind, true, cs[layer])
+
+
+# ---- the checker's primitives ----------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_norm_tests_agree_with_svd(seed):
+    rng = np.random.default_rng(seed)
+    m = rng.standard_normal((7, 3)) * 10.0 ** rng.integers(-3, 3)
+    s = np.linalg.norm(m, 2)
+    assert C.opnorm_le(m, Fraction(s * (1 + 1e-9)), "gram")
+    assert not C.opnorm_le(m, Fraction(s * (1 - 1e-6)), "gram")
+    assert C.opnorm_le(m, Fraction(np.linalg.norm(m) * (1 + 1e-12)), "frobenius")
+    a, b = rng.standard_normal((6, 2)), rng.standard_normal((2, 6))
+    p = np.linalg.norm(a @ b, 2)
+    assert C.product_norm_le(a, b, Fraction(p * (1 + 1e-9)), "core")
+    assert not C.product_norm_le(a, b, Fraction(p * (1 - 1e-6)), "core")
+
+
+def test_transcendental_checks():
+    for y in (Fraction(0), Fraction(1, 3), Fraction(5), Fraction(41, 2)):
+        lo, hi = C.exp_bounds(y)
+        assert lo <= Fraction(math.exp(float(y))) * (1 + Fraction(1, 10**15)) and lo <= hi
+        assert hi >= Fraction(math.exp(float(y))) * (1 - Fraction(1, 10**15))
+    assert C.gelu_tanh_sup_le(Fraction("1.13"))
+    assert not C.gelu_tanh_sup_le(Fraction("1.1285"))  # the true sup is 1.12899...
+    assert C.gelu_exact_sup_le(Fraction("1.2420"))
+    assert not C.gelu_exact_sup_le(Fraction("1.2"))
+
+
+# ---- tampering ---------------------------------------------------------------------------------
+def _one_of_each_kind(cert: dict) -> list[int]:
+    seen, idx = set(), []
+    for i, c in enumerate(cert["global"]["claims"]):
+        key = (c["kind"], c.get("matrix"), c.get("vector"), c.get("which"))
+        if key not in seen:
+            seen.add(key)
+            idx.append(i)
+    return idx
+
+
+def test_every_kind_of_global_claim_is_refused_when_made_false(shipped):
+    w, _, cert = shipped
+    idx = _one_of_each_kind(cert)
+    kinds = {cert["global"]["claims"][i]["kind"] for i in idx}
+    assert {"gelu_deriv_sup", "softmax_jacobian_sup", "ln_jacobian", "ln_output_norm", "opnorm",
+            "opnorm_product", "vecnorm", "head_value", "head_pattern", "layer_attn",
+            "layer_mlp", "layer_C", "total_amplification"} <= kinds
+    for i in idx:
+        bad = copy.deepcopy(cert)
+        claim = bad["global"]["claims"][i]
+        if claim["kind"] == "vecnorm" and Fraction(claim["value"]) < Fraction(1, 2**20):
+            continue  # a zero bias: no smaller non-negative bound to tamper with
+        claim["value"] = str(Fraction(claim["value"]) * Fraction(9, 10))
+        with pytest.raises(C.Refuted, match=claim["id"]):
+            C.check_certificate(bad, weights=w)
+
+
+@pytest.mark.parametrize("field, change", [
+    ("margin_lb", lambda v: Fraction(v) + Fraction(1, 100)),
+    ("eps_ub", lambda v: Fraction(v) * Fraction(9, 10)),
+    ("val_target_lb", lambda v: Fraction(v) + Fraction(1, 100)),
+    ("logit_diff_lb", lambda v: Fraction(v) + Fraction(1, 100)),
+    ("target_key", lambda v: v - 1),
+])
+def test_tampered_induction_query_claims_are_refused(shipped, field, change):
+    w, _, cert = shipped
+    bad = copy.deepcopy(cert)
+    row = max(bad["induction"][0]["queries"], key=lambda r: r["q"])
+    row[field] = change(row[field]) if field == "target_key" else str(change(row[field]))
+    with pytest.raises(C.Refuted, match=f"q={row['q']}"):
+        C.check_certificate(bad, weights=w)
+
+
+@pytest.mark.parametrize("edit", ["value_lo", "value_hi", "witness", "tokens", "dropped_query",
+                                  "sha256", "local_C", "local_total"])
+def test_other_tampering_is_refused(shipped, edit):
+    w, _, cert = shipped
+    bad = copy.deepcopy(cert)
+    ind = bad["induction"][0]
+    if edit == "value_lo":
+        ind["value_lo"] = str(Fraction(ind["value_lo"]) + Fraction(1, 10))
+    elif edit == "value_hi":
+        ind["value_hi"] = str(Fraction(ind["value_hi"]) - Fraction(1, 10))
+    elif edit == "witness":
+        ind["witness_x"][5][7] = (float.fromhex(ind["witness_x"][5][7]) + 1e-3).hex()
+    elif edit == "tokens":
+        bad["prompt_tokens"][3] = (bad["prompt_tokens"][3] + 1) % w.vocab_size
+    elif edit == "dropped_query":
+        ind["queries"].pop(0)
+    elif edit == "sha256":
+        bad["model_sha256"] = "0" * 64
+    elif edit == "local_C":
+        bad["local"]["layers"][1]["C_ub"] = str(Fraction(bad["local"]["layers"][1]["C_ub"]) / 2)
+    else:
+        bad["local"]["total_amplification_ub"] = "1"
+    with pytest.raises(C.Refuted):
+        C.check_certificate(bad, weights=w)
+
+
+# ---- the commands ------------------------------------------------------------------------------
+def test_certify_and_check_commands(tmp_path, capsys, shipped):
+    _, _, cert = shipped
+    path = tmp_path / "cert.json"
+    path.write_text(json.dumps(cert))
+    assert main(["check", str(path), "--model", TOY]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("verified")
+    # tampered, unreadable, another model
+    bad = copy.deepcopy(cert)
+    bad["global"]["claims"][-1]["value"] = "1"
+    path.write_text(json.dumps(bad))
+    assert main(["check", str(path), "--model", TOY]) == 1
+    assert "total_amplification" in capsys.readouterr().err
+    path.write_text("{not json")
+    assert main(["check", str(path)]) == 2
+    path.write_text(json.dumps({"format": "nfp-certificate-v1"}))
+    assert main(["check", str(path)]) == 2
+    other = tmp_path / "other.nfpt"
+    from nfp_steps.io.loader import save_model
+
+    save_model(random_weights(3, n=4), other)
+    path.write_text(json.dumps(cert))
+    assert main(["check", str(path), "--model", str(other)]) == 1
+    assert "sha256" in capsys.readouterr().err
+
+
+def test_certify_command_writes_a_checkable_certificate(tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert main(["certify", TOY, "--json", "-o", str(out), "--pairs", "1", "--seqLen", "32"]) == 0
+    cert = json.loads(out.read_text())
+    assert len(cert["induction"]) == 1 and len(cert["prompt_tokens"]) == 32
+    capsys.readouterr()
+    assert main(["check", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "verified"
+    assert main(["certify", TOY, "--pairs", "0", "--seqLen", "32", "--eps", "1e-3"]) == 0
+    text = capsys.readouterr().out
+    assert "eps=1/1000" not in text and "Independent check: verified" in text
+    assert main(["certify", TOY, "--eps", "-1"]) == 1
+    assert "--eps" in capsys.readouterr().err
+
+
+def test_nfpt_model_with_baked_prompt(tmp_path):
+    """A model without position embeddings: the global form covers its prompt length."""
+    w = random_weights(5, n=5)
+    p = tmp_path / "m.nfpt"
+    from nfp_steps.io.loader import save_model
+
+    save_model(w, p)
+    w2 = load_model(p)
+    claims = global_claims(w2, 5)
+    C.check_global(w2, claims, Fraction(w2.eps))
+    with pytest.raises(C.Refuted, match="context length"):
+        C.check_global(w2, global_claims(w2, 4), Fraction(w2.eps))
