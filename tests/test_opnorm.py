@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from nfp_steps import opnorm as O
@@ -376,6 +376,9 @@ def test_swapped_product_counterexample():
        d2=st.integers(1, 10), sa=st.floats(-150, 150), sb=st.floats(-150, 150),
        aligned=st.booleans())
 def test_product_candidates_bound_random_heads(seed, d, h, d2, sa, sb, aligned):
+    # the float64 reference ‖A Bᵀ‖₂ squares the product's entries: beyond 10^150 it overflows to
+    # NaN and would compare against nothing (the bounds themselves are then +inf, still valid)
+    assume(abs(sa + sb) < 140)
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((d, h)) * 10.0**sa
     b = rng.standard_normal((d2, h)) * 10.0**sb
