@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_downstream_follows_stage_specs():
-    assert downstream("ranking") == {"ranking", "verify", "plots", "report"}
+    assert downstream("ranking") == {"ranking", "verify", "certificate", "plots", "report"}
     assert downstream("export") == set(STAGES)
 
 
@@ -371,7 +371,7 @@ def test_stage_code_digest_covers_every_module_it_runs(name):
 @pytest.mark.parametrize("module, changed", [
     ("stages/ranking", {"ranking"}),
     ("ranking", {"ranking", "report"}),
-    ("bounds", {"layernorm", "heads", "layers", "ranking", "report"}),
+    ("bounds", {"layernorm", "heads", "layers", "ranking", "certificate", "report"}),
     ("storage", set(STAGES)),
 ])
 def test_editing_a_module_changes_the_code_digest_of_exactly_its_stages(
