@@ -205,3 +205,15 @@ def test_a_folder_without_manifests_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArchiveError, match="no stage manifest"):
         create_archive(tmp_path / "empty", tmp_path / "x.tar.gz")
+
+
+def test_cli_archive_json_matches_text(results, capsys, monkeypatch):
+    monkeypatch.chdir(results.parent.parent)
+    assert cli.main(["archive", "results/toy", "--output", "x.tar.gz", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["command"] == "archive" and doc["archive"] == "x.tar.gz" and doc["model"] == "toy"
+    assert cli.main(["archive", "--verify", "x.tar.gz", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "ok" and doc["n_files"] == len(verify_archive("x.tar.gz")["files"])
+    assert cli.main(["archive", "--verify", "x.tar.gz"]) == 0
+    assert f"{doc['n_files']} files and {doc['n_arrays']} arrays" in capsys.readouterr().out

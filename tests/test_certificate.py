@@ -253,3 +253,15 @@ def test_nfpt_model_with_baked_prompt(tmp_path):
     C.check_global(w2, claims, Fraction(w2.eps))
     with pytest.raises(C.Refuted, match="context length"):
         C.check_global(w2, global_claims(w2, 4), Fraction(w2.eps))
+
+
+def test_check_output_file_and_json(tmp_path, capsys, shipped):
+    _, _, cert = shipped
+    path = tmp_path / "cert.json"
+    path.write_text(json.dumps(cert))
+    out = tmp_path / "verdict.txt"
+    assert main(["check", str(path), "--model", TOY, "-o", str(out)]) == 0
+    assert out.read_text().rstrip().endswith("verified") and capsys.readouterr().out == ""
+    assert main(["check", str(path), "--model", TOY, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "verified" and any(c.startswith("global:") for c in doc["checked"])

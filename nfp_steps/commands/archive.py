@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nfp_steps.commands.output import add_output_flags, emit
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing --output")
     p.add_argument("--verify", type=Path, metavar="ARCHIVE",
                    help="verify ARCHIVE instead of writing one")
+    add_output_flags(p, output=False)  # --json; -o/--output is the archive itself
     p.set_defaults(func=run)
 
 
@@ -70,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         n_arrays = sum(len(a) for a in manifest["arrays"].values())
-        print(f"OK: {args.verify}: model {manifest['model']}, {len(manifest['files'])} files and "
-              f"{n_arrays} arrays of {len(manifest['stages'])} stages match their sha256")
+        emit(f"OK: {args.verify}: model {manifest['model']}, {len(manifest['files'])} files and "
+             f"{n_arrays} arrays of {len(manifest['stages'])} stages match their sha256",
+             {"command": "archive", "mode": "verify", "archive": str(args.verify),
+              "status": "ok", "model": manifest["model"], "n_files": len(manifest["files"]),
+              "n_arrays": n_arrays, "stages": list(manifest["stages"])}, args)
         return 0
 
     if args.results is None or args.output is None:
@@ -99,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     except ArchiveError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output}: model {manifest['model']}, {len(manifest['files'])} files, "
-          f"{len(manifest['stages'])} stages (config: {config or 'none'})")
+    emit(f"wrote {args.output}: model {manifest['model']}, {len(manifest['files'])} files, "
+         f"{len(manifest['stages'])} stages (config: {config or 'none'})",
+         {"command": "archive", "mode": "write", "archive": str(args.output),
+          "model": manifest["model"], "n_files": len(manifest["files"]),
+          "stages": list(manifest["stages"]), "config": str(config) if config else None}, args)
     return 0

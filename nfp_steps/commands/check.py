@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from nfp_steps.commands.output import add_output_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                 "the workflow's results/<model>/)")
     p.add_argument("--model", default=None,
                    help="model path (default: the path recorded in the certificate)")
-    p.add_argument("--json", action="store_true", help="print the outcome as one JSON document")
+    add_output_flags(p)
     p.set_defaults(func=run)
 
 
@@ -40,16 +43,24 @@ def run(args) -> int:
 
 
 def _emit(args, status: str, reason: str, checked: list[str], notes: list[str], code: int) -> int:
+    """The verdict as text or JSON; to -o/--output FILE if given (a refusal also on stderr)."""
+    from nfp_steps import __version__
+
     if args.json:
-        print(json.dumps({"status": status, "reason": reason or None, "checked": checked,
-                          "notes": notes, "certificate": args.cert}, indent=1))
-        return code
-    if status == "verified":
-        for line in checked:
-            print(f"ok: {line}")
-        for line in notes:
-            print(f"note: {line}")
-        print("verified")
+        text = json.dumps({"command": "check", "nfp_version": __version__, "status": status,
+                           "reason": reason or None, "checked": checked, "notes": notes,
+                           "certificate": args.cert}, indent=1) + "\n"
+    elif status == "verified":
+        text = "".join([*(f"ok: {line}\n" for line in checked),
+                        *(f"note: {line}\n" for line in notes), "verified\n"])
     else:
-        print(f"{status}: {reason}", file=sys.stderr)
+        text = f"{status}: {reason}\n"
+    if args.report_output:
+        Path(args.report_output).write_text(text)
+        if status != "verified":
+            print(f"{status}: {reason}", file=sys.stderr)
+    elif status == "verified" or args.json:
+        sys.stdout.write(text)
+    else:
+        sys.stderr.write(text)
     return code
