@@ -136,6 +136,27 @@ def layernorm_enclosure(
     return z, R.clean_ub(np.maximum(rad, 0.0))
 
 
+def layernorm_input_ball_radius(
+    x: np.ndarray, gamma: np.ndarray, eps: float, tol: float
+) -> np.ndarray:
+    """Per-row radius r (shape (n, 1)) with |LN(x')_j − LN(x)_j| ≤ r for every x' with
+    |x' − x| ≤ tol entrywise (the witness tolerance of a certificate).
+
+    ‖J_LN(ξ)‖₂ ≤ max|γ|/σ(ξ), and σ = √(var + eps) is 1/√d-Lipschitz in ℓ₂, so along the segment
+    σ ≥ σ(x) − tol; hence ‖LN(x') − LN(x)‖₂ ≤ max|γ|·√d·tol/(σ(x) − tol), which bounds every entry.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    d = x.shape[-1]
+    if tol == 0:
+        return np.zeros(x.shape[:-1] + (1,))
+    sig_lo = R.sqrt_down(R.down(variance_lb(x)[..., None] + eps))
+    den = R.down(sig_lo - tol)
+    if np.any(den <= 0):
+        raise ValueError(f"witness tolerance {tol} is not below the LayerNorm scale of a row")
+    num = R.up(R.mul_up(float(np.max(np.abs(gamma))), R.sqrt_up(float(d))) * tol)
+    return R.clean_ub(R.up(num / den))
+
+
 def score_enclosure(
     z: np.ndarray, wq: np.ndarray, bq: np.ndarray, wk: np.ndarray, bk: np.ndarray,
     z_rad: np.ndarray | None = None,

@@ -49,7 +49,7 @@ def _exact_claims(claims: list[dict]) -> list[dict]:
 
 def _induction_json(cert: dict, x: np.ndarray, pair: tuple[int, int, int, int]) -> dict:
     out = {k: v for k, v in cert.items() if k != "queries"}
-    for k in ("value_lo", "value_hi", "logit_diff_lb_min"):
+    for k in ("value_lo", "value_hi", "logit_diff_lb_min", "witness_tol"):
         out[k] = exact(out[k])
     out["pair"] = list(pair)
     out["queries"] = [

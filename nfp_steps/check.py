@@ -6,8 +6,10 @@ positive-definiteness tests (fraction-free Gaussian elimination: all leading pri
 > 0), square roots by squaring, transcendental constants by Taylor series with remainder, and the
 attention logits and values of an induction certificate by fixed-point ball arithmetic on Python
 integers (scale 2⁻¹⁶⁰, outward rounding at every rescale). The witness x (the residual stream
-into the head's layer) is also re-derived by a float64 forward pass written here and must agree
-to 1e-8 relative, so a certificate cannot be about some other point.
+into the head's layer) is also re-derived by a float64 forward pass written here, which must lie
+within the certificate's ``witness_tol`` of it entrywise; every claim is then checked for *every*
+point of that ball (the LayerNorm enclosure covers it), so a nudged witness cannot buy a larger
+margin, and the claims hold for any float64 forward pass of the prompt.
 
 Outcome: :class:`Verified`; :class:`Refuted` (a claim is false or cannot be confirmed, exit 1);
 :class:`Unreadable` (bad JSON, missing fields, model not readable, exit 2).
@@ -334,29 +336,53 @@ def _affine(zc, zr, w: np.ndarray, b: np.ndarray):
     return c + bc, r + br
 
 
-def _layernorm_ball(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: Fraction):
-    """Ball at scale P of the exact LayerNorm of the rows of x (x, γ, β exact floats)."""
+def _row_sigma_sq(row: np.ndarray, sx: int, eps: Fraction) -> Fraction:
+    """var(row) + eps exactly, for row = integers / 2^sx."""
+    d = len(row)
+    s = int(row.sum())
+    ss = int((row * row).sum())
+    return Fraction((d * ss - s * s) * eps.denominator + eps.numerator * d * d * 4**sx,
+                    d * d * 4**sx * eps.denominator)
+
+
+def sqrt_down(x: Fraction, bits: int = P) -> Fraction:
+    """A rational ≤ √x."""
+    if x <= 0:
+        return Fraction(0)
+    return Fraction(math.isqrt(math.floor(x * 4**bits)), 2**bits)
+
+
+def _layernorm_ball(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: Fraction,
+                    tol: Fraction = Fraction(0)):
+    """Ball at scale P of the exact LayerNorm of every x' with |x' − x| ≤ tol entrywise
+    (x, γ, β exact floats). For tol > 0 each row's radius grows by max|γ|·√d·tol/(σ − tol):
+    ‖J_LN‖₂ ≤ max|γ|/σ and σ = √(var + eps) is 1/√d-Lipschitz in ℓ₂."""
     xi, sx = to_int(x)
     gi, sg = to_int(g)
     n, d = xi.shape
+    gm = Fraction(float(np.max(np.abs(g))))
     zc = np.empty((n, d), dtype=object)
     zr = np.empty((n, d), dtype=object)
     for i in range(n):
         row = xi[i]
         s = int(row.sum())
-        ss = int((row * row).sum())
-        # var + eps = (d·ss − s² + eps·d²·4^sx) / (d²·4^sx) =: N / D; 1/σ = √(D/N)
-        num = (d * ss - s * s) * eps.denominator + eps.numerator * d * d * 4**sx
-        den = d * d * 4**sx * eps.denominator
-        lo = math.isqrt(den * 4**P // num)  # lo ≤ 2^P/σ < lo + 1
+        var_eps = _row_sigma_sq(row, sx, eps)  # 1/σ = √(1/var_eps)
+        lo = math.isqrt(math.floor(4**P / var_eps))  # lo ≤ 2^P/σ < lo + 1
         hi = lo + 1
+        extra = 0
+        if tol:
+            sig = sqrt_down(var_eps) - tol
+            if sig <= 0:
+                raise Refuted(f"witness tolerance {float(tol):.3g} is not below the LayerNorm "
+                              f"scale of row {i}")
+            extra = math.ceil(gm * sqrt_up(Fraction(d)) * tol / sig * 2**P) + 1
         dd = d * (1 << (sx + sg))
         for j in range(d):
             t = (d * int(row[j]) - s) * int(gi[j])  # γ(x − μ) = t / dd
             a, c2 = t * lo, t * hi
             zlo, zhi = min(a, c2) // dd, -((-max(a, c2)) // dd)
             mid = (zlo + zhi) // 2
-            zc[i, j], zr[i, j] = mid, zhi - mid
+            zc[i, j], zr[i, j] = mid, zhi - mid + extra
     bc, br = _at_p(b)
     return zc + bc, zr + br
 
@@ -372,6 +398,17 @@ def _exp_neg_ub(m: Fraction, degree: int) -> Fraction | None:
     return 1 / s
 
 
+def witness_in_ball(own: np.ndarray, x: np.ndarray, tol: Fraction, where: str) -> None:
+    """The checker's own float64 forward must lie within tol of the witness: the claims are
+    then checked for every point of that ball, the true trajectory included."""
+    if tol < 0:
+        raise Refuted(f"{where}: negative witness tolerance")
+    diff = float(np.max(np.abs(own - x))) if x.size else 0.0
+    if not Fraction(diff) <= tol:
+        raise Refuted(f"{where}: not the model's residual stream at the prompt (max difference "
+                      f"{diff:.3g} > witness_tol {float(tol):.3g})")
+
+
 def check_induction_head(w, claim: dict, tokens: list[int], eps: Fraction, degree: int,
                          where: str) -> list[str]:
     """Re-derive one induction-head certificate; raise Refuted naming the first false claim."""
@@ -383,11 +420,9 @@ def check_induction_head(w, claim: dict, tokens: list[int], eps: Fraction, degre
     if x.shape != (len(toks), w.d_model):
         raise Refuted(f"{where}: witness x has shape {x.shape}, expected {(len(toks), w.d_model)}")
     own = residual_inputs(w, toks if w.embeddings is None else None, layer)[layer]
-    tol = 1e-8 * (1.0 + float(np.max(np.abs(own))))
-    if not np.all(np.abs(own - x) <= tol):
-        raise Refuted(f"{where}: witness x is not the model's residual stream at the prompt "
-                      f"(max difference {float(np.max(np.abs(own - x))):.3g})")
-    zc, zr = _layernorm_ball(x, w.ln1_g[layer], w.ln1_b[layer], eps)
+    tol = frac(claim.get("witness_tol", 0), f"{where}.witness_tol")
+    witness_in_ball(own, x, tol, f"{where}.witness_x")
+    zc, zr = _layernorm_ball(x, w.ln1_g[layer], w.ln1_b[layer], eps, tol)
     qc, qr = _affine(zc, zr, w.W_Q[layer, head], w.b_Q[layer, head])
     kc, kr = _affine(zc, zr, w.W_K[layer, head], w.b_K[layer, head])
     sc = qc @ kc.T

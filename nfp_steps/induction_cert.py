@@ -41,6 +41,14 @@ def induction_targets(tokens: np.ndarray) -> dict[int, int]:
 
 # Degree of the Taylor lower bound on e^m in E(m) (recorded in the certificate).
 EXP_TAYLOR_DEGREE = 8
+# Every claim about a witness x holds for all x' with |x' − x| ≤ tol entrywise, tol =
+# WITNESS_REL_TOL·(1 + max|x|): another float64 forward pass (the checker's) lands in that ball.
+WITNESS_REL_TOL = 1e-9
+
+
+def witness_tol(x: np.ndarray) -> float:
+    """The entrywise tolerance ball a certificate's claims about witness x cover."""
+    return float(R.up(WITNESS_REL_TOL * R.up(1.0 + float(np.max(np.abs(x))))))
 
 
 def exp_neg_ub(m: Fraction, degree: int = EXP_TAYLOR_DEGREE) -> Fraction | None:
@@ -68,6 +76,8 @@ def head_certificate(
 ) -> dict:
     """The claims of one head's induction certificate (floats, each a valid bound)."""
     z, z_rad = B.layernorm_enclosure(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
+    tol = witness_tol(x)
+    z_rad = R.up(z_rad + B.layernorm_input_ball_radius(x, w.ln1_g[layer], w.eps, tol))
     wq, wk = w.W_Q[layer, head], w.W_K[layer, head]
     s, err = B.score_enclosure(z, wq, w.b_Q[layer, head], wk, w.b_K[layer, head], z_rad)
     s_lo, s_hi = R.down(s - err), R.up(s + err)
@@ -105,7 +115,7 @@ def head_certificate(
     covered = [r for r in queries if not r["vacuous"]]
     return {
         "layer": layer, "head": head, "correct": int(correct), "incorrect": int(incorrect),
-        "value_lo": lo, "value_hi": hi, "queries": queries,
+        "value_lo": lo, "value_hi": hi, "queries": queries, "witness_tol": tol,
         "n_queries": len(queries), "n_nonvacuous": len(covered),
         "logit_diff_lb_min": min((r["logit_diff_lb"] for r in queries), default=None),
     }

@@ -174,6 +174,58 @@ def test_tampered_induction_query_claims_are_refused(shipped, field, change):
         C.check_certificate(bad, weights=w)
 
 
+def _head_margin(w, layer: int, head: int, x: np.ndarray, q: int, t: int) -> float:
+    """The float64 score margin S[q, t] − max_{k ≤ q, k ≠ t} S[q, k] of a head at x."""
+    mu = x.mean(-1, keepdims=True)
+    z = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + w.eps)
+    z = z * w.ln1_g[layer] + w.ln1_b[layer]
+    qv = z[q] @ w.W_Q[layer, head] + w.b_Q[layer, head]
+    k = z[: q + 1] @ w.W_K[layer, head] + w.b_K[layer, head]
+    s = k @ qv / math.sqrt(w.d_head)
+    return float(s[t] - np.max(np.delete(s, t)))
+
+
+def test_a_nudged_witness_cannot_buy_a_larger_margin(shipped):
+    """Forgery: move the witness inside its tolerance so the margin grows, then claim the margin
+    at the moved point. The checker covers the whole tolerance ball, so it refuses."""
+    w, _, cert = shipped
+    bad = copy.deepcopy(cert)
+    ind = bad["induction"][0]
+    row = max(ind["queries"], key=lambda r: r["q"])
+    q, t = row["q"], row["target_key"]
+    x = np.array([[float.fromhex(v) for v in r] for r in ind["witness_x"]])
+    tol = float(Fraction(ind["witness_tol"]))
+    # the direction that raises the margin, by finite differences on the query's row
+    base = _head_margin(w, ind["layer"], ind["head"], x, q, t)
+    step = np.zeros_like(x)
+    for i in (q, t):
+        for j in range(x.shape[1]):
+            xp = x.copy()
+            xp[i, j] += 1e-6
+            step[i, j] = np.sign(_head_margin(w, ind["layer"], ind["head"], xp, q, t) - base)
+    moved = x + 0.99 * tol * step
+    gain = _head_margin(w, ind["layer"], ind["head"], moved, q, t) - base
+    assert gain > 1e-9  # the nudge really buys margin (else the test would prove nothing)
+    ind["witness_x"] = [[float(v).hex() for v in r] for r in moved]
+    # every other claim of the entry loosened, so only the forged margin can fail
+    small = Fraction(1, 1000)
+    ind["value_lo"] = str(Fraction(ind["value_lo"]) - small)
+    ind["value_hi"] = str(Fraction(ind["value_hi"]) + small)
+    ind["logit_diff_lb_min"] = None
+    for r in ind["queries"]:
+        if r["margin_lb"] is not None:
+            r["margin_lb"] = str(Fraction(r["margin_lb"]) - small)
+        r["eps_ub"] = "1" if r["vacuous"] else str(Fraction(r["eps_ub"]) * 2)
+        r["vacuous"] = Fraction(r["eps_ub"]) >= 1
+        r["val_target_lb"] = str(Fraction(r["val_target_lb"]) - small)
+        r["logit_diff_lb"] = str(Fraction(ind["value_lo"]) - 1)
+    ind["n_nonvacuous"] = sum(not r["vacuous"] for r in ind["queries"])
+    C.check_certificate(bad, weights=w)  # the loosened forgery with honest margins passes
+    row["margin_lb"] = str(Fraction(base + gain / 2))
+    with pytest.raises(C.Refuted, match=rf"q={q}\]\.margin_lb"):
+        C.check_certificate(bad, weights=w)
+
+
 @pytest.mark.parametrize("edit", ["value_lo", "value_hi", "witness", "tokens", "dropped_query",
                                   "sha256", "local_C", "local_total"])
 def test_other_tampering_is_refused(shipped, edit):
