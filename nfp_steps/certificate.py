@@ -4,8 +4,9 @@ Three parts, each a list of claims for the independent checker (:mod:`nfp_steps.
 
 - **global** (:mod:`nfp_steps.global_cert`): per-layer C_l and ∏(1 + C_l) from the weights only,
   valid for every prompt up to the model's context length;
-- **local**: the layers stage's C_l = a_l + m_l + a_l·m_l at the analysed prompt (the checker
-  re-checks the composition; the factors are this program's rigorous bounds);
+- **local** (:mod:`nfp_steps.local_cert`): C_l = a_l + m_l + a_l·m_l at the analysed prompt,
+  from LayerNorm scales, attention column sums and pattern norms there, with the residual
+  streams as witnesses (every claim re-derived by the checker);
 - **induction** (:mod:`nfp_steps.induction_cert`): per top pair, the induction head's attention
   margins, value range and logit-difference lower bound, with the residual stream as witness.
 
@@ -66,8 +67,8 @@ def build_certificate(
     global_claims: list[dict] | None, local: dict | None, induction: list[tuple],
     gelu_flag: float | None = None,
 ) -> dict:
-    """certificate.json content. ``local``: arrays attn_ub, mlp_ub, C_ub; ``induction``: tuples
-    (pair, head certificate, witness x)."""
+    """certificate.json content. ``local``: claims, witness_tol and witnesses (per layer);
+    ``induction``: tuples (pair, head certificate, witness x)."""
     from nfp_steps.induction_cert import EXP_TAYLOR_DEGREE
 
     cert = {
@@ -88,15 +89,13 @@ def build_certificate(
             "claims": _exact_claims(global_claims),
         },
         "local": None if local is None else {
-            "meaning": "C_ub >= ||J_l - I||_2 at the analysed prompt's float64 forward "
-                       "trajectory; total_amplification_ub >= prod (1 + C_l)",
-            "layers": [
-                {"layer": i, "attn_ub": exact(float(a)), "mlp_ub": exact(float(m)),
-                 "C_ub": exact(float(c))}
-                for i, (a, m, c) in enumerate(zip(local["attn_ub"], local["mlp_ub"],
-                                                  local["C_ub"], strict=True))
-            ],
-            "total_amplification_ub": exact(product_one_plus_ub(local["C_ub"])),
+            "meaning": "at the analysed prompt: for every residual stream x' with "
+                       "|x' - witnesses[l]| <= witness_tol[l] entrywise, layer_C >= "
+                       "||J_l - I||_2; total_amplification >= prod (1 + C_l)",
+            "witness_tol": [exact(t) for t in local["witness_tol"]],
+            "witnesses": [[[float(v).hex() for v in row] for row in xl]
+                          for xl in local["witnesses"]],
+            "claims": _exact_claims(local["claims"]),
         },
         "induction": [_induction_json(c, x, pair) for pair, c, x in induction],
     }
@@ -146,11 +145,18 @@ def report_text(cert: dict) -> str:
             layer += 1
     loc = cert["local"]
     if loc is not None:
+        lby = {(c["kind"], c.get("layer"), c.get("which")): c["value"] for c in loc["claims"]}
         lines += ["Local (at the analysed prompt):",
-                  f"totalAmplificationFactor<={_f(loc['total_amplification_ub'])}"]
-        for r in loc["layers"]:
-            lines.append(f"Layer {r['layer']}: C<={_f(r['C_ub'])} (attn<={_f(r['attn_ub'])}, "
-                         f"mlp<={_f(r['mlp_ub'])})")
+                  f"totalAmplificationFactor<={_f(lby[('total_amplification', None, None)])}"]
+        layer = 0
+        while ("layer_C", layer, None) in lby:
+            lines.append(
+                f"Layer {layer}: C<={_f(lby[('layer_C', layer, None)])} "
+                f"(attn<={_f(lby[('layer_attn_local', layer, None)])}, "
+                f"mlp<={_f(lby[('layer_mlp_local', layer, None)])}, "
+                f"ln1Bound<={_f(lby[('ln_jacobian_local', layer, 'ln1')])}, "
+                f"ln2Bound<={_f(lby[('ln_jacobian_local', layer, 'ln2')])})")
+            layer += 1
     for ind in cert["induction"]:
         l1, h1, l2, h2 = ind["pair"]
         n, nv = ind["n_queries"], ind["n_nonvacuous"]

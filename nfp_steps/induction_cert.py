@@ -43,7 +43,7 @@ def induction_targets(tokens: np.ndarray) -> dict[int, int]:
 EXP_TAYLOR_DEGREE = 8
 # Every claim about a witness x holds for all x' with |x' − x| ≤ tol entrywise, tol =
 # WITNESS_REL_TOL·(1 + max|x|): another float64 forward pass (the checker's) lands in that ball.
-WITNESS_REL_TOL = 1e-9
+WITNESS_REL_TOL = 1e-11
 
 
 def witness_tol(x: np.ndarray) -> float:

@@ -19,14 +19,14 @@ def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
     from nfp_steps.certificate import build_certificate
     from nfp_steps.global_cert import global_claims
     from nfp_steps.induction_cert import head_certificate
+    from nfp_steps.local_cert import local_claims
 
     toks = tokens(inputs)
-    ly = inputs["layers"]
     x = inputs["forward"]["x"].values
     c = cfg["certificate"]
     n = w.n_ctx if w.n_ctx is not None else x.shape[1]
-    glob = (global_claims(w, n, None if gelu_flag is None else Fraction(gelu_flag))
-            if c["global"] else None)
+    weight = global_claims(w, n, None if gelu_flag is None else Fraction(gelu_flag))
+    glob = weight if c["global"] else None
     sc = inputs["scores"].attrs
     induction = []
     if toks is not None:
@@ -35,7 +35,8 @@ def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
             hc = head_certificate(w, pair[2], pair[3], x[pair[2]], toks,
                                   int(sc["target_correct"]), int(sc["target_incorrect"]))
             induction.append((pair, hc, x[pair[2]]))
-    local = {k: ly[k].values for k in ("attn_ub", "mlp_ub", "C_ub")}
+    claims, tols = local_claims(w, x, weight)
+    local = {"claims": claims, "witness_tol": tols, "witnesses": x[: w.n_layers]}
     return build_certificate(
         model=model, model_path=model_path, sha256=str(w.attrs.get("source_sha256", "")),
         eps=w.eps, tokens=None if toks is None else [int(t) for t in toks],

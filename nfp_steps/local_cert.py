@@ -1,0 +1,102 @@
+"""Local (at the analysed prompt) per-layer constants as checkable certificate claims.
+
+The producer side of the certificate's local part: it *proposes* values from a float64
+computation at the forward trajectory's residual streams x_l, inflated by 10⁻⁴ relative (far
+above float64 error and the witness tolerance's effect), and derived values are composed
+exactly in rationals. It is not trusted: the independent checker (:mod:`nfp_steps.check_local`)
+proves every leaf claim over the witness ball with exact and fixed-point ball arithmetic, so a
+wrong proposal is refused, never reported as verified. The quantities (see that module):
+ln1 = max|γ₁|/(min σ(x_l) − τ); per head √(max col sum A)·‖W_V W_O‖₂ and
+½(‖W_Q‖‖K − 1k̄ᵀ‖_F + ‖Q‖_F‖W_K‖)‖V W_O − 1v̄ᵀ‖_F/√dh; ln2 = max|γ₂|/min σ(x + attn + b_O);
+a = ln1·Σ_h(value + pattern), m = ln2·‖W_in‖·g′·‖W_out‖, C = a + m + a·m.
+
+These are looser than the layers stage's C_ub (which uses per-row softmax bounds, Cholesky-
+certified norms and local GELU′ enclosures that the checker does not re-derive), but every one is
+independently checked.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from nfp_steps.global_cert import _derived, _inflate
+from nfp_steps.induction_cert import witness_tol
+from nfp_steps.model import GPT2Weights
+
+REL = 1e-4
+WEIGHT_KINDS = ("gelu_deriv_sup", "softmax_jacobian_sup", "opnorm", "opnorm_product")
+
+
+def _ln(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    mu = x.mean(-1, keepdims=True)
+    sig = np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+    return (x - mu) / sig * g + b, sig[:, 0]
+
+
+def _centred_frob(m: np.ndarray) -> float:
+    return float(np.linalg.norm(m - m.mean(axis=0, keepdims=True)))
+
+
+def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> tuple[list, list]:
+    """(claims, witness tolerances) for the residual streams xs[l] (l < n_layers); the claims
+    start with the weight-norm claims they use, re-labelled ``local.``."""
+    claims = [{**c, "id": c["id"].replace("global.", "local.", 1)}
+              for c in weight_claims if c["kind"] in WEIGHT_KINDS]
+    by = {(c["kind"], c.get("layer"), c.get("head"), c.get("matrix")): c["value"]
+          for c in claims}
+    g = by[("gelu_deriv_sup", None, None, None)]
+    s = by[("softmax_jacobian_sup", None, None, None)]
+
+    def add(kind: str, value: Fraction, **kw) -> Fraction:
+        parts = ["local", f"L{kw['layer']}" + (f"H{kw['head']}" if "head" in kw else ""), kind]
+        if "which" in kw:
+            parts.append(kw["which"])
+        claims.append({"id": ".".join(parts), "kind": kind, **kw, "value": value})
+        return value
+
+    tols = []
+    total = Fraction(1)
+    n = xs.shape[1]
+    mask = np.triu(np.ones((n, n), dtype=bool), 1)
+    for layer in range(w.n_layers):
+        x = xs[layer]
+        tol = witness_tol(x)
+        tols.append(tol)
+        z, sig = _ln(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
+        ln1 = add("ln_jacobian_local",
+                  _inflate(float(np.max(np.abs(w.ln1_g[layer]))) / (float(sig.min()) - tol), REL),
+                  layer=layer, which="ln1")
+        heads = Fraction(0)
+        out = np.zeros_like(x)
+        for h in range(w.n_heads):
+            ht = {"layer": layer, "head": h}
+            q = z @ w.W_Q[layer, h] + w.b_Q[layer, h]
+            k = z @ w.W_K[layer, h] + w.b_K[layer, h]
+            vwo = (z @ w.W_V[layer, h] + w.b_V[layer, h]) @ w.W_O[layer, h]
+            sc = np.where(mask, -np.inf, q @ k.T / math.sqrt(w.d_head))
+            e = np.exp(sc - sc.max(-1, keepdims=True))
+            a = e / e.sum(-1, keepdims=True)
+            out += a @ vwo
+            vo = by[("opnorm_product", layer, h, None)]
+            nq, nk = by[("opnorm", layer, h, "W_Q")], by[("opnorm", layer, h, "W_K")]
+            value = add("head_value_local",
+                        _inflate(math.sqrt(float(a.sum(axis=0).max())) * float(vo), REL), **ht)
+            pat = (float(s) * (float(nq) * _centred_frob(k) + float(np.linalg.norm(q)) * float(nk))
+                   * _centred_frob(vwo) / math.sqrt(w.d_head))
+            pattern = add("head_pattern_local", _inflate(pat, REL), **ht)
+            heads += value + pattern
+        a_l = add("layer_attn_local", _derived(ln1 * heads), layer=layer)
+        _, sig2 = _ln(x + out + w.b_O[layer], w.ln2_g[layer], w.ln2_b[layer], w.eps)
+        ln2 = add("ln_jacobian_local",
+                  _inflate(float(np.max(np.abs(w.ln2_g[layer]))) / float(sig2.min()), REL),
+                  layer=layer, which="ln2")
+        m_l = add("layer_mlp_local", _derived(ln2 * by[("opnorm", layer, None, "W_in")] * g
+                                              * by[("opnorm", layer, None, "W_out")]), layer=layer)
+        c_l = add("layer_C", _derived(a_l + m_l + a_l * m_l), layer=layer)
+        total *= 1 + c_l
+    claims.append({"id": "local.total_amplification", "kind": "total_amplification",
+                   "value": _derived(total)})
+    return claims, tols
