@@ -35,8 +35,10 @@ def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
             hc = head_certificate(w, pair[2], pair[3], x[pair[2]], toks,
                                   int(sc["target_correct"]), int(sc["target_incorrect"]))
             induction.append((pair, hc, x[pair[2]]))
-    claims, tols = local_claims(w, x, weight)
-    local = {"claims": claims, "witness_tol": tols, "witnesses": x[: w.n_layers]}
+    local = None
+    if c["local"]:
+        claims, tols = local_claims(w, x, weight)
+        local = {"claims": claims, "witness_tol": tols, "witnesses": x[: w.n_layers]}
     return build_certificate(
         model=model, model_path=model_path, sha256=str(w.attrs.get("source_sha256", "")),
         eps=w.eps, tokens=None if toks is None else [int(t) for t in toks],
