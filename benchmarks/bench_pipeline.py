@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py                  # GPT-2 small: 12x12, d=768, n=256
     python benchmarks/bench_pipeline.py --layers 2 --seq-len 64
+    python benchmarks/bench_pipeline.py --layers 2 --width 128 --seq-len 64 --local-cert
 
 Weights are random (hub downloads are impossible here) with GPT-2's init scale. Reports seconds
 per stage, the ratio of the rigorous stages to the plain float64 forward pass, and peak RSS.
@@ -43,6 +44,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=768)
     ap.add_argument("--vocab", type=int, default=50257)
     ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--local-cert", action="store_true",
+                    help="include the certificate's local part (its check is O(L·H·n·d·dh) "
+                         "big-integer work: hours at GPT-2-small sizes)")
     args = ap.parse_args()
 
     from nfp_steps.config import load_config
@@ -52,7 +56,8 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     w = random_gpt2(rng, args.layers, args.heads, args.width, 4 * args.width, args.vocab, 1024)
-    cfg = load_config({"models": {"bench": "unused"}, "prompt": {"seq_len": args.seq_len}})
+    cfg = load_config({"models": {"bench": "unused"}, "prompt": {"seq_len": args.seq_len},
+                       "certificate": {"local": bool(args.local_cert)}})
     out = {"export": StageResult(weights_to_dataset(w), {})}
     times = {}
     for name, spec in STAGES.items():

@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 @pytest.mark.parametrize("script, args, expect", [
     ("bench_pipeline.py", ["--layers", "2", "--heads", "2", "--width", "16", "--vocab", "40",
-                           "--seq-len", "8"], "rigorous stages / forward"),
+                           "--seq-len", "8", "--local-cert"], "rigorous stages / forward"),
     ("bench_nfpt_parse.py", ["--scale", "0.002"], "MB/s"),
     ("bench_opnorm.py", ["--heads", "1"], "cholesky"),
 ])
