@@ -64,10 +64,11 @@ def _induction_json(cert: dict, x: np.ndarray, pair: tuple[int, int, int, int]) 
 def build_certificate(
     *, model: str, model_path: str, sha256: str, eps: float, tokens: list[int] | None,
     global_claims: list[dict] | None, local: dict | None, induction: list[tuple],
-    gelu_flag: float | None = None,
+    gelu_flag: float | None = None, induction_note: str | None = None,
 ) -> dict:
     """certificate.json content. ``local``: arrays attn_ub, mlp_ub, C_ub; ``induction``: tuples
-    (pair, head certificate, witness x)."""
+    (pair, head certificate, witness x); ``induction_note``: why there are fewer induction
+    entries than requested (e.g. the ranking has no candidate pairs), or None."""
     from nfp_steps.induction_cert import EXP_TAYLOR_DEGREE
 
     cert = {
@@ -99,6 +100,7 @@ def build_certificate(
             "total_amplification_ub": exact(product_one_plus_ub(local["C_ub"])),
         },
         "induction": [_induction_json(c, x, pair) for pair, c, x in induction],
+        "induction_note": induction_note,
     }
     return cert
 
@@ -169,6 +171,8 @@ def report_text(cert: dict) -> str:
         if ind["logit_diff_lb_min"] is not None:
             lines.append(f"  over all induction queries: contribution>="
                          f"{_lb_text(ind['logit_diff_lb_min'])}")
+    if cert.get("induction_note"):
+        lines.append(cert["induction_note"])
     lines.append("Exact values and witnesses: certificate.json; check with `nfp check`.")
     return "\n".join(lines) + "\n"
 

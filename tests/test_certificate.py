@@ -447,3 +447,58 @@ def test_check_command_refuses_malformed_files_without_traceback(tmp_path, capsy
     assert main(["check", str(path)]) == 2
     assert "cannot read certificate" in capsys.readouterr().err
 
+
+# ---- nfp certify: the target flags and a ranking without candidates ---------------------------
+@pytest.fixture
+def no_bound_stages(monkeypatch):
+    """Fail the test if certify runs any stage after reading the model."""
+    import nfp_steps.pipeline as pipeline
+
+    real = pipeline.run_in_memory
+
+    def only_export(cfg, model, until=None, **kw):
+        assert until == "export", f"certify ran the pipeline up to {until!r}"
+        return real(cfg, model, until=until, **kw)
+
+    monkeypatch.setattr(pipeline, "run_in_memory", only_export)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--correct", "500", "--incorrect", "1"], "--correct 500 is outside the model's vocabulary"),
+    (["--correct", "3", "--incorrect", "-1"], "--incorrect -1 is outside"),
+    (["--correct", "3"], "must be given together"),
+    (["--incorrect", "3"], "must be given together"),
+    (["--correct", "3", "--incorrect", "3"], "same token"),
+])
+def test_certify_refuses_bad_target_flags_before_the_pipeline(capsys, no_bound_stages, flags,
+                                                              message):
+    assert main(["certify", TOY, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and message in err and "Traceback" not in err
+
+
+def test_certify_says_when_no_induction_certificate_can_be_made(tmp_path, capsys):
+    from nfp_steps.certificate import report_text
+
+    raw = yaml.safe_load(open("config.yaml"))
+    raw["ranking"]["threshold"] = 1e9  # no pair passes: the ranking is empty
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "c.json"
+    assert main(["certify", TOY, "--config", str(cfg), "--pairs", "2", "--seqLen", "16",
+                 "--no-global", "--json", "-o", str(out)]) == 0
+    cert = json.loads(out.read_text())
+    assert cert["induction"] == []
+    assert "the ranking has no candidate pairs" in cert["induction_note"]
+    assert "No induction certificate: the ranking has no candidate pairs" in report_text(cert)
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 0
+
+
+def test_induction_note():
+    from nfp_steps.stages.certificate import induction_note
+
+    assert induction_note(3, 5, True) is None and induction_note(0, 0, True) is None
+    assert induction_note(3, 0, True).startswith("No induction certificate: the ranking has no")
+    assert induction_note(3, 1, True).startswith("Only 1 induction certificate(s)")
+    assert "no token ids" in induction_note(3, 5, False)
