@@ -65,10 +65,12 @@ def _induction_json(cert: dict, x: np.ndarray, pair: tuple[int, int, int, int]) 
 def build_certificate(
     *, model: str, model_path: str, sha256: str, eps: float, tokens: list[int] | None,
     global_claims: list[dict] | None, local: dict | None, induction: list[tuple],
-    gelu_flag: float | None = None,
+    gelu_flag: float | None = None, induction_note: str | None = None,
 ) -> dict:
     """certificate.json content. ``local``: claims, witness_tol and witnesses (per layer);
-    ``induction``: tuples (pair, head certificate, witness x)."""
+    ``induction``: tuples (pair, head certificate, witness x); ``induction_note``: why there
+    are fewer induction entries than requested (e.g. the ranking has no candidate pairs), or
+    None."""
     from nfp_steps.induction_cert import EXP_TAYLOR_DEGREE
 
     cert = {
@@ -98,6 +100,7 @@ def build_certificate(
             "claims": _exact_claims(local["claims"]),
         },
         "induction": [_induction_json(c, x, pair) for pair, c, x in induction],
+        "induction_note": induction_note,
     }
     return cert
 
@@ -175,6 +178,8 @@ def report_text(cert: dict) -> str:
         if ind["logit_diff_lb_min"] is not None:
             lines.append(f"  over all induction queries: contribution>="
                          f"{_lb_text(ind['logit_diff_lb_min'])}")
+    if cert.get("induction_note"):
+        lines.append(cert["induction_note"])
     lines.append("Exact values and witnesses: certificate.json; check with `nfp check`.")
     return "\n".join(lines) + "\n"
 

@@ -11,14 +11,18 @@ within the certificate's ``witness_tol`` of it entrywise; every claim is then ch
 point of that ball (the LayerNorm enclosure covers it), so a nudged witness cannot buy a larger
 margin, and the claims hold for any float64 forward pass of the prompt.
 
-Outcome: :class:`Verified`; :class:`Refuted` (a claim is false or cannot be confirmed, exit 1);
-:class:`Unreadable` (bad JSON, missing fields, model not readable, exit 2).
+Every field is validated before any claim is checked, and a refusal names its path
+(``induction[0].witness_x[3][5]``). Outcome: :class:`Verified`; :class:`Refuted` (well-formed but
+false for this model: a claim is false or cannot be confirmed, an index outside the model,
+inconsistent counts, duplicates; exit 1); :class:`Unreadable` (bad JSON, a missing field, a wrong
+type or syntax, a value outside its domain, model not readable; exit 2).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "nfp-certificate-v1"
+_MAX_EXPONENT = 4000  # |e| of a decimal "…e±N" in a claim: Fraction would build 10^N
 P = 160  # fixed-point scale of the ball arithmetic: values are integers / 2^P
 # π to 30 digits, rounded each way (3.14159265358979323846264338327950...)
 PI_LO = Fraction("3.14159265358979323846264338327")
@@ -58,6 +63,9 @@ def frac(s, where: str) -> Fraction:
             if not math.isfinite(s):
                 raise ValueError
             return Fraction(s)
+        e = re.search(r"[eE]\s*([+-]?[0-9_]+)", str(s))
+        if e and abs(int(e.group(1))) > _MAX_EXPONENT:
+            raise ValueError  # Fraction would compute 10^N
         return Fraction(str(s))
     except (ValueError, ZeroDivisionError, TypeError):
         raise Unreadable(f"{where}: not an exact number: {s!r}") from None
@@ -636,22 +644,284 @@ def check_claims(w, claims: list[dict], eps: Fraction, extra=None, scope: str = 
     return n_ctx
 
 
+# ---- the certificate's structure, validated before any claim is checked ----------------------
+# Structurally malformed (a missing field, a wrong JSON type, bad syntax, a value outside its
+# domain whatever the model) → Unreadable; well-formed but false for this model (an index outside
+# the model, inconsistent counts, duplicates) → Refuted. Every message names the field path.
+MAX_TAYLOR_DEGREE = 64
+_LN = ("ln1", "ln2")
+_HEAD_MATRICES = ("W_Q", "W_K", "W_V", "W_O")
+_LAYER_MATRICES = ("W_in", "W_out")
+_VECTORS = ("b_Q", "b_K", "b_V W_O")
+_METHODS = {"opnorm": ("gram", "frobenius"), "opnorm_product": ("core", "frobenius")}
+# kind: (layer, head), each "req" (an index), "opt" (an index or null) or None (absent or null)
+_CLAIM_INDICES = {
+    "gelu_deriv_sup": (None, None), "softmax_jacobian_sup": (None, None),
+    "ln_jacobian": ("req", None), "ln_output_norm": ("req", None), "opnorm": ("req", "opt"),
+    "opnorm_product": ("req", "req"), "vecnorm": ("req", "req"), "head_value": ("req", "req"),
+    "head_pattern": ("req", "req"), "layer_attn": ("req", None), "layer_mlp": ("req", None),
+    "layer_C": ("req", None), "total_amplification": (None, None),
+}
+# the local part: the weight norms it uses, then its own kinds (nfp_steps/check_local.py)
+_LOCAL_CLAIM_INDICES = {
+    **{k: _CLAIM_INDICES[k] for k in ("gelu_deriv_sup", "softmax_jacobian_sup", "opnorm",
+                                      "opnorm_product", "layer_C", "total_amplification")},
+    "ln_jacobian_local": ("req", None), "head_value_local": ("req", "req"),
+    "head_pattern_local": ("req", "req"), "layer_attn_local": ("req", None),
+    "layer_mlp_local": ("req", None),
+}
+
+
+def _show(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _obj(v, where: str) -> dict:
+    if not isinstance(v, dict):
+        raise Unreadable(f"{where}: expected a JSON object, found {_show(v)}")
+    return v
+
+
+def _arr(v, where: str) -> list:
+    if not isinstance(v, list):
+        raise Unreadable(f"{where}: expected a JSON list, found {_show(v)}")
+    return v
+
+
+def _need(d: dict, key: str, where: str):
+    if key not in d:
+        raise Unreadable(f"{where}.{key}: missing")
+    return d[key]
+
+
+def _int(v, where: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise Unreadable(f"{where}: expected an integer, found {_show(v)}")
+    return v
+
+
+def _index(v, n: int, where: str, what: str) -> int:
+    """An integer index into the model (0 ≤ v < n): else Unreadable (type) or Refuted (range)."""
+    _int(v, where)
+    if not 0 <= v < n:
+        raise Refuted(f"{where}: {v} is not a {what} of this model (it has {n})")
+    return v
+
+
+def _hex(v, where: str) -> float:
+    try:
+        if not isinstance(v, str):
+            raise TypeError
+        x = float.fromhex(v)
+    except (TypeError, ValueError, OverflowError):
+        raise Unreadable(f"{where}: not a float.hex string: {_show(v)}") from None
+    if not math.isfinite(x):
+        raise Unreadable(f"{where}: not a finite number: {_show(v)}")
+    return x
+
+
+def _validate_top(cert: dict) -> tuple[Fraction, int, Fraction | None]:
+    """The top-level fields that need no model: (eps, exp_taylor_degree, act_deriv_flag)."""
+    _int(cert.get("exp_taylor_degree", 3), "exp_taylor_degree")
+    degree = cert.get("exp_taylor_degree", 3)
+    if not 1 <= degree <= MAX_TAYLOR_DEGREE:
+        raise Unreadable(f"exp_taylor_degree: {degree} is not in 1..{MAX_TAYLOR_DEGREE}")
+    for key in ("model_sha256", "global", "local", "induction"):
+        _need(cert, key, "certificate")
+    if not isinstance(cert["model_sha256"], str):
+        raise Unreadable(f"model_sha256: expected a string, found {_show(cert['model_sha256'])}")
+    eps = frac(_need(cert, "eps", "certificate"), "eps")
+    if eps <= 0:
+        raise Unreadable(f"eps: {float(eps)!r} is not a positive LayerNorm eps")
+    flag = cert.get("act_deriv_flag")
+    if flag is not None:
+        flag = frac(flag, "act_deriv_flag")
+        if flag < 0:
+            raise Unreadable(f"act_deriv_flag: {float(flag)!r} is negative")
+    tokens = cert.get("prompt_tokens")
+    if tokens is not None:
+        for i, t in enumerate(_arr(tokens, "prompt_tokens")):
+            _int(t, f"prompt_tokens[{i}]")
+    if cert["global"] is not None:
+        for i, c in enumerate(_arr(_need(_obj(cert["global"], "global"), "claims", "global"),
+                                   "global.claims")):
+            _obj(c, f"global.claims[{i}]")
+    if cert["local"] is not None:
+        loc = _obj(cert["local"], "local")
+        for i, c in enumerate(_arr(_need(loc, "claims", "local"), "local.claims")):
+            _obj(c, f"local.claims[{i}]")
+    if cert["induction"] is not None:
+        for i, c in enumerate(_arr(cert["induction"], "induction")):
+            _obj(c, f"induction[{i}]")
+    return eps, degree, flag
+
+
+def _validate_prompt(w, tokens: list | None) -> None:
+    if tokens is None:
+        return
+    for i, t in enumerate(tokens):
+        _index(t, w.vocab_size, f"prompt_tokens[{i}]", "token id")
+    n_ctx = w.n_ctx if w.n_ctx is not None else (
+        len(w.embeddings) if w.embeddings is not None else None)
+    if n_ctx is not None and len(tokens) > n_ctx:
+        raise Refuted(f"prompt_tokens: {len(tokens)} tokens, longer than the model's context "
+                      f"length {n_ctx}")
+
+
+def _validate_global(w, claims: list[dict], flag: Fraction | None, part: str = "global.claims",
+                     kinds: dict = _CLAIM_INDICES) -> None:
+    """Every claim's fields for its kind, indices inside the model, no duplicate ids or keys,
+    and the GELU′ claim not below the user's --actDeriv flag."""
+    ids: dict[str, int] = {}
+    keys: dict[tuple, int] = {}
+    for i, c in enumerate(claims):
+        where = f"{part}[{i}]"
+        kind = _need(c, "kind", where)
+        if kind not in kinds:
+            raise Unreadable(f"{where}.kind: unknown claim kind {_show(kind)}")
+        v = frac(_need(c, "value", where), f"{where}.value")
+        if "id" in c:
+            if not isinstance(c["id"], str):
+                raise Unreadable(f"{where}.id: expected a string, found {_show(c['id'])}")
+            if c["id"] in ids:
+                raise Refuted(f"{where}.id: duplicate claim id {c['id']!r} (also "
+                              f"{part}[{ids[c['id']]}])")
+            ids[c["id"]] = i
+        for name, need, n in zip(("layer", "head"), kinds[kind],
+                                 (w.n_layers, w.n_heads), strict=True):
+            if c.get(name) is not None:
+                if need is None:
+                    raise Unreadable(f"{where}.{name}: a {kind} claim has no {name}")
+                _index(c[name], n, f"{where}.{name}", name)
+            elif need == "req":
+                raise Unreadable(f"{where}.{name}: missing (a {kind} claim needs it)")
+        if (kind in ("ln_jacobian", "ln_output_norm", "ln_jacobian_local")
+                and _need(c, "which", where) not in _LN):
+            raise Unreadable(f"{where}.which: {_show(c['which'])} is not one of {_LN}")
+        if kind == "opnorm":
+            allowed = _LAYER_MATRICES if c.get("head") is None else _HEAD_MATRICES
+            if _need(c, "matrix", where) not in allowed:
+                raise Unreadable(f"{where}.matrix: {_show(c['matrix'])} is not one of {allowed}"
+                                 f" (head {c.get('head')})")
+        if kind in _METHODS and _need(c, "method", where) not in _METHODS[kind]:
+            raise Unreadable(f"{where}.method: {_show(c['method'])} is not one of "
+                             f"{_METHODS[kind]}")
+        if kind == "vecnorm" and _need(c, "vector", where) not in _VECTORS:
+            raise Unreadable(f"{where}.vector: {_show(c['vector'])} is not one of {_VECTORS}")
+        if kind in ("head_value", "head_pattern"):
+            _int(_need(c, "n", where), f"{where}.n")
+        if kind == "gelu_deriv_sup" and flag is not None and v < flag:
+            raise Refuted(f"{where}.value: gelu_deriv_sup {float(v):.17g} is below "
+                          f"act_deriv_flag {float(flag):.17g} (the flag may only loosen it)")
+        key = _key(c)
+        if key in keys:
+            raise Refuted(f"{where}: duplicate claim {key} (also {part}[{keys[key]}])")
+        keys[key] = i
+
+
+def _validate_local(w, loc: dict, flag: Fraction | None) -> None:
+    """One witness (n × d_model finite float.hex) and one tolerance per layer, and the claims."""
+    wits = _arr(_need(loc, "witnesses", "local"), "local.witnesses")
+    tols = _arr(_need(loc, "witness_tol", "local"), "local.witness_tol")
+    for name, got in (("witnesses", len(wits)), ("witness_tol", len(tols))):
+        if got != w.n_layers:
+            raise Refuted(f"local.{name}: {got} layers, but the model has {w.n_layers}")
+    for layer, rows in enumerate(wits):
+        where = f"local.witnesses[{layer}]"
+        for i, row in enumerate(_arr(rows, where)):
+            if len(_arr(row, f"{where}[{i}]")) != w.d_model:
+                raise Unreadable(f"{where}[{i}]: {len(row)} entries, expected d_model = "
+                                 f"{w.d_model}")
+            for j, v in enumerate(row):
+                _hex(v, f"{where}[{i}][{j}]")
+    for i, t in enumerate(tols):
+        frac(t, f"local.witness_tol[{i}]")
+    _validate_global(w, loc["claims"], flag, "local.claims", _LOCAL_CLAIM_INDICES)
+
+
+def _validate_induction(w, claim: dict, tokens: list | None, where: str) -> tuple:
+    """One induction entry's fields, indices and counts; returns its (layer, head, correct,
+    incorrect) key."""
+    layer = _index(_need(claim, "layer", where), w.n_layers, f"{where}.layer", "layer")
+    head = _index(_need(claim, "head", where), w.n_heads, f"{where}.head", "head")
+    pair = _arr(_need(claim, "pair", where), f"{where}.pair")
+    if len(pair) != 4:
+        raise Unreadable(f"{where}.pair: expected 4 integers [l1, h1, l2, h2], found "
+                         f"{_show(pair)}")
+    for j, p in enumerate(pair):
+        _int(p, f"{where}.pair[{j}]")
+    if pair[2:] != [layer, head]:
+        raise Refuted(f"{where}.pair: {pair} does not end with the certified head "
+                      f"[{layer}, {head}]")
+    _index(pair[0], w.n_layers, f"{where}.pair[0]", "layer")
+    _index(pair[1], w.n_heads, f"{where}.pair[1]", "head")
+    if not pair[0] < pair[2]:
+        raise Refuted(f"{where}.pair: the first head's layer {pair[0]} is not before the "
+                      f"induction head's layer {pair[2]}")
+    ids = []
+    for name in ("correct", "incorrect"):
+        ids.append(_index(_need(claim, name, where), w.vocab_size, f"{where}.{name}",
+                          "token id"))
+    if ids[0] == ids[1]:
+        raise Refuted(f"{where}: correct and incorrect are the same token {ids[0]}")
+    for name in ("value_lo", "value_hi"):
+        frac(_need(claim, name, where), f"{where}.{name}")
+    if claim.get("logit_diff_lb_min") is not None:
+        frac(claim["logit_diff_lb_min"], f"{where}.logit_diff_lb_min")
+    if claim.get("witness_tol") is not None:
+        frac(claim["witness_tol"], f"{where}.witness_tol")
+    rows = _arr(_need(claim, "witness_x", where), f"{where}.witness_x")
+    for i, row in enumerate(rows):
+        if len(_arr(row, f"{where}.witness_x[{i}]")) != w.d_model:
+            raise Unreadable(f"{where}.witness_x[{i}]: {len(row)} entries, expected d_model = "
+                             f"{w.d_model}")
+        for j, v in enumerate(row):
+            _hex(v, f"{where}.witness_x[{i}][{j}]")
+    queries = _arr(_need(claim, "queries", where), f"{where}.queries")
+    seen: dict[int, int] = {}
+    n_vac = 0
+    for i, r in enumerate(queries):
+        wq = f"{where}.queries[{i}]"
+        _obj(r, wq)
+        q = _int(_need(r, "q", wq), f"{wq}.q")
+        if q in seen:
+            raise Refuted(f"{wq}.q: query {q} appears twice (also queries[{seen[q]}])")
+        seen[q] = i
+        _int(_need(r, "target_key", wq), f"{wq}.target_key")
+        for name in ("eps_ub", "val_target_lb", "logit_diff_lb"):
+            frac(_need(r, name, wq), f"{wq}.{name}")
+        if r.get("margin_lb") is not None:
+            frac(r["margin_lb"], f"{wq}.margin_lb")
+        if not isinstance(_need(r, "vacuous", wq), bool):
+            raise Unreadable(f"{wq}.vacuous: expected true or false, found {_show(r['vacuous'])}")
+        n_vac += r["vacuous"]
+    for name, true in (("n_queries", len(queries)), ("n_nonvacuous", len(queries) - n_vac)):
+        if _int(_need(claim, name, where), f"{where}.{name}") != true:
+            raise Refuted(f"{where}.{name}: {claim[name]}, but the certificate has {true}")
+    return layer, head, ids[0], ids[1]
+
+
 def check_certificate(cert: dict, model_path: str | None = None, weights=None) -> Verified:
     """Check a parsed certificate against the model (``model_path`` or the one it names; or
-    ``weights`` already in memory, with their recorded ``source_sha256``)."""
+    ``weights`` already in memory, with their recorded ``source_sha256``).
+
+    The fields are validated first (:func:`_validate_top`, then against the model's dimensions);
+    a stray parsing error that the validation missed still becomes :class:`Unreadable` naming
+    the part being checked, never a traceback."""
     from nfp_steps.io.loader import load_model
 
-    try:
-        if cert.get("format") != FORMAT:
-            raise Unreadable(f"not an {FORMAT} certificate (format {cert.get('format')!r})")
-        path = model_path or cert["model_path"]
-        sha = cert["model_sha256"]
-        eps = frac(cert["eps"], "eps")
-        tokens = cert.get("prompt_tokens")
-        glob, local, ind = cert["global"], cert["local"], cert["induction"]
-        degree = int(cert.get("exp_taylor_degree", 3))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise Unreadable(f"certificate is missing a field: {exc}") from None
+    if not isinstance(cert, dict):
+        raise Unreadable("certificate: not a JSON object")
+    if cert.get("format") != FORMAT:
+        raise Unreadable(f"not an {FORMAT} certificate (format {_show(cert.get('format'))})")
+    path = model_path or _need(cert, "model_path", "certificate")
+    if not isinstance(path, str):
+        raise Unreadable(f"model_path: expected a string, found {_show(path)}")
+    eps, degree, flag = _validate_top(cert)
+    sha = cert["model_sha256"]
+    tokens = cert.get("prompt_tokens")
+    glob, local, ind = cert["global"], cert["local"], cert["induction"] or []
     if weights is not None:
         w = weights
     elif not Path(path).exists():
@@ -670,18 +940,40 @@ def check_certificate(cert: dict, model_path: str | None = None, weights=None) -
     if eps != Fraction(w.eps):
         out.notes.append(f"the certificate uses LayerNorm eps = {float(eps)!r} (--eps), not the "
                          f"model's {w.eps!r}: its claims are about that variant of the model")
-    if glob is not None:
-        out.checked += check_global(w, glob["claims"], eps, memo)
-    if local is not None:
-        from nfp_steps.check_local import check_local
+    part = "certificate"
+    try:  # every field first, so a malformed certificate is refused before any costly check
+        _validate_prompt(w, tokens)
+        if glob is not None:
+            part = "global.claims"
+            _validate_global(w, glob["claims"], flag)
+        if local is not None:
+            part = "local"
+            _validate_local(w, local, flag)
+        seen: dict[tuple, int] = {}
+        for i, claim in enumerate(ind):
+            part = f"induction[{i}]"
+            if tokens is None:
+                raise Refuted("induction certificates need the prompt_tokens")
+            key = _validate_induction(w, claim, tokens, part)
+            if key in seen:
+                raise Refuted(f"{part}: duplicates induction[{seen[key]}] (L{key[0]}H{key[1]}, "
+                              f"correct {key[2]}, incorrect {key[3]})")
+            seen[key] = i
+        if glob is not None:
+            part = "global.claims"
+            out.checked += check_global(w, glob["claims"], eps, memo)
+        if local is not None:
+            part = "local"
+            from nfp_steps.check_local import check_local
 
-        out.checked += check_local(w, local, None if tokens is None else
-                                   [int(t) for t in tokens], eps, memo)
-    for i, claim in enumerate(ind or []):
-        if tokens is None:
-            raise Refuted("induction certificates need the prompt_tokens")
-        out.checked += check_induction_head(w, claim, [int(t) for t in tokens], eps, degree,
-                                            f"induction[{i}]")
+            out.checked += check_local(w, local, None if tokens is None else list(tokens), eps,
+                                       memo)
+        for i, claim in enumerate(ind):
+            part = f"induction[{i}]"
+            out.checked += check_induction_head(w, claim, list(tokens), eps, degree, part)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+            ZeroDivisionError) as exc:  # a malformed field the validation did not name
+        raise Unreadable(f"{part}: malformed field ({type(exc).__name__}: {exc})") from None
     return out
 
 
@@ -689,7 +981,7 @@ def check_file(path: str, model_path: str | None = None) -> Verified:
     """Read and check a certificate file."""
     try:
         cert = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # incl. JSON and int-size errors
         raise Unreadable(f"cannot read certificate {path}: {exc}") from None
     if not isinstance(cert, dict):
         raise Unreadable(f"{path}: not a JSON object")

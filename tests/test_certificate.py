@@ -378,3 +378,248 @@ def test_check_output_file_and_json(tmp_path, capsys, shipped):
     assert main(["check", str(path), "--model", TOY, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "verified" and any(c.startswith("global:") for c in doc["checked"])
+
+
+# ---- malformed or inconsistent fields: refused by name, never a traceback ---------------------
+def _opnorm_index(cert: dict) -> int:
+    return next(i for i, c in enumerate(cert["global"]["claims"]) if c["kind"] == "opnorm")
+
+
+def _dup_global_claim(cert: dict, same_id: bool) -> None:
+    claims = cert["global"]["claims"]
+    c = copy.deepcopy(claims[_opnorm_index(cert)])
+    if not same_id:
+        c["id"] = "another.id"
+    claims.append(c)
+
+
+def _dup_query(cert: dict) -> None:
+    qs = cert["induction"][0]["queries"]
+    qs[1] = copy.deepcopy(qs[0])
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c["induction"][0].__setitem__("n_queries", c["induction"][0]["n_queries"] - 1),
+     r"induction\[0\]\.n_queries"),
+    (lambda c: c["induction"][0].__setitem__("n_nonvacuous",
+                                             c["induction"][0]["n_nonvacuous"] + 1),
+     r"induction\[0\]\.n_nonvacuous"),
+    (lambda c: c["induction"][0].__setitem__("pair", [0, 2, 1, 2]),
+     r"induction\[0\]\.pair: .* does not end with"),
+    (lambda c: c["induction"][0].__setitem__("pair", [1, 2, 1, 1]),
+     r"induction\[0\]\.pair: the first head's layer"),
+    (lambda c: c["induction"][0].__setitem__("pair", [0, 9, 1, 1]), r"induction\[0\]\.pair\[1\]"),
+    (lambda c: c.__setitem__("act_deriv_flag", "2"), r"gelu_deriv_sup .* act_deriv_flag"),
+    (lambda c: _dup_global_claim(c, True), "duplicate claim id"),
+    (lambda c: _dup_global_claim(c, False), "duplicate claim"),
+    (lambda c: c["induction"].append(copy.deepcopy(c["induction"][0])),
+     r"induction\[3\]: duplicates induction\[0\]"),
+    (_dup_query, r"induction\[0\]\.queries\[1\]\.q: query \d+ appears twice"),
+    (lambda c: c["induction"][0].__setitem__("correct", 128), r"induction\[0\]\.correct: 128"),
+    (lambda c: c["induction"][0].__setitem__("correct", c["induction"][0]["incorrect"]),
+     "same token"),
+    (lambda c: c["prompt_tokens"].__setitem__(3, 500), r"prompt_tokens\[3\]: 500"),
+    (lambda c: c["prompt_tokens"].extend([1] * 40), "context length"),
+    (lambda c: c["global"]["claims"][_opnorm_index(c)].__setitem__("layer", 99),
+     r"global\.claims\[\d+\]\.layer: 99"),
+    (lambda c: c["global"]["claims"][_opnorm_index(c)].__setitem__("head", 99),
+     r"global\.claims\[\d+\]\.head: 99"),
+    (lambda c: c["local"]["witnesses"].pop(), "local.witnesses: 1 layers"),
+    (lambda c: c["local"]["claims"].append(copy.deepcopy(c["local"]["claims"][-3])),
+     r"local\.claims\[\d+\]\.id: duplicate claim id"),
+    (lambda c: c["local"]["claims"][-2].__setitem__("layer", 7), r"local\.claims\[\d+\]\.layer: 7"),
+], ids=["n_queries", "n_nonvacuous", "pair_head", "pair_order", "pair_range", "act_deriv_flag",
+        "dup_claim_id", "dup_claim_key", "dup_induction", "dup_query", "correct_range",
+        "correct_is_incorrect", "token_range", "prompt_too_long", "claim_layer_99",
+        "claim_head_99", "local_layer_dropped", "local_dup_claim", "local_layer_7"])
+def test_inconsistent_fields_are_refuted(shipped, edit, match):
+    w, _, cert = shipped
+    bad = copy.deepcopy(cert)
+    edit(bad)
+    with pytest.raises(C.Refuted, match=match):
+        C.check_certificate(bad, weights=w)
+
+
+def _set(path: list, value):
+    def edit(cert):
+        node = cert
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+    return edit
+
+
+def _pop(path: list):
+    def edit(cert):
+        node = cert
+        for k in path[:-1]:
+            node = node[k]
+        node.pop(path[-1])
+    return edit
+
+
+@pytest.mark.parametrize("edit, where", [
+    (_set(["exp_taylor_degree"], 10**9), "exp_taylor_degree"),
+    (_set(["exp_taylor_degree"], 0), "exp_taylor_degree"),
+    (_set(["exp_taylor_degree"], "8"), "exp_taylor_degree"),
+    (_set(["induction", 0, "witness_x", 3, 5], "zz"), r"induction\[0\]\.witness_x\[3\]\[5\]"),
+    (_set(["induction", 0, "witness_x", 3, 5], "inf"), r"induction\[0\]\.witness_x\[3\]\[5\]"),
+    (_set(["induction", 0, "witness_x", 3, 5], "0x1p+99999"),
+     r"induction\[0\]\.witness_x\[3\]\[5\]"),
+    (_pop(["induction", 0, "witness_x", 3, 5]), r"induction\[0\]\.witness_x\[3\]: 63 entries"),
+    (_set(["induction", 0, "witness_x"], "abc"), r"induction\[0\]\.witness_x: expected a JSON"),
+    (_set(["induction", 0, "pair"], "0,2,1,1"), r"induction\[0\]\.pair: expected a JSON list"),
+    (_set(["induction", 0, "layer"], "1"), r"induction\[0\]\.layer: expected an integer"),
+    (_pop(["induction", 0, "queries", 0, "q"]), r"induction\[0\]\.queries\[0\]\.q: missing"),
+    (_pop(["induction", 0, "queries", 0, "eps_ub"]),
+     r"induction\[0\]\.queries\[0\]\.eps_ub: missing"),
+    (_set(["induction", 0, "queries", 0, "vacuous"], "false"),
+     r"induction\[0\]\.queries\[0\]\.vacuous"),
+    (_set(["induction", 0, "queries"], "x"), r"induction\[0\]\.queries: expected a JSON list"),
+    (_set(["induction", 0], "x"), r"induction\[0\]: expected a JSON object"),
+    (_set(["global", "claims", 3, "layer"], "0"), r"global\.claims\[3\]\.layer"),
+    (_pop(["global", "claims", 0, "value"]), r"global\.claims\[0\]\.value: missing"),
+    (_pop(["global", "claims", 0, "kind"]), r"global\.claims\[0\]\.kind: missing"),
+    (_set(["global", "claims", 2, "which"], "__class__"), r"global\.claims\[2\]\.which"),
+    (_set(["global", "claims", 0, "value"], "1e99999999"), r"global\.claims\[0\]\.value"),
+    (_set(["global", "claims"], "x"), "global.claims: expected a JSON list"),
+    (_pop(["local", "claims", 0, "value"]), r"local\.claims\[0\]\.value: missing"),
+    (_set(["local", "witnesses", 1, 3, 5], "zz"), r"local\.witnesses\[1\]\[3\]\[5\]"),
+    (_set(["local", "witness_tol", 0], "x"), r"local\.witness_tol\[0\]"),
+    (_set(["local", "claims", 5, "kind"], "head_value"), r"local\.claims\[5\]\.kind: unknown"),
+    (_set(["prompt_tokens", 3], "5"), r"prompt_tokens\[3\]: expected an integer"),
+    (_set(["prompt_tokens", 3], 5.0), r"prompt_tokens\[3\]: expected an integer"),
+    (_set(["act_deriv_flag"], "-1"), "act_deriv_flag"),
+    (_set(["eps"], "1e-999999999"), "eps"),
+    (_set(["eps"], "0"), "eps"),
+    (_set(["model_sha256"], 5), "model_sha256"),
+], ids=["degree_huge", "degree_zero", "degree_string", "hex_zz", "hex_inf", "hex_overflow",
+        "row_short", "witness_string", "pair_string", "layer_string", "query_q_missing",
+        "query_eps_missing", "vacuous_string", "queries_string", "entry_string",
+        "claim_layer_string", "claim_value_missing", "claim_kind_missing", "claim_which",
+        "claim_value_exponent", "claims_string", "local_value_missing", "local_hex",
+        "local_tol", "local_global_kind", "token_string",
+        "token_float", "flag_negative", "eps_exponent", "eps_zero", "sha_type"])
+def test_malformed_fields_are_unreadable(shipped, edit, where):
+    w, _, cert = shipped
+    bad = copy.deepcopy(cert)
+    edit(bad)
+    with pytest.raises(C.Unreadable, match=where):
+        C.check_certificate(bad, weights=w)
+
+
+def test_a_negative_claim_index_is_refuted(shipped):
+    """A negative layer (which numpy would index from the end) is outside the model."""
+    w, _, cert = shipped
+    bad = copy.deepcopy(cert)
+    i = _opnorm_index(bad)
+    bad["global"]["claims"][i]["layer"] = -1
+    with pytest.raises(C.Refuted, match=rf"global\.claims\[{i}\]\.layer: -1"):
+        C.check_certificate(bad, weights=w)
+
+
+def test_stray_parse_errors_become_unreadable(shipped, monkeypatch):
+    """A malformed field that the validation misses is still Unreadable, not a traceback."""
+    w, _, cert = shipped
+    monkeypatch.setattr(C, "_validate_global", lambda *a: None)
+    monkeypatch.setattr(C, "_validate_induction", lambda *a: (0, 0, 0, 1))
+    bad = copy.deepcopy(cert)
+    bad["induction"] = []
+    bad["global"]["claims"][_opnorm_index(bad)]["layer"] = 99
+    with pytest.raises(C.Unreadable, match="global.claims: malformed field"):
+        C.check_certificate(bad, weights=w)
+    bad = copy.deepcopy(cert)
+    bad["global"] = bad["local"] = None
+    bad["induction"] = bad["induction"][:1]
+    bad["induction"][0]["witness_x"][3][5] = "zz"
+    with pytest.raises(C.Unreadable, match=r"induction\[0\]: malformed field"):
+        C.check_certificate(bad, weights=w)
+
+
+def test_a_loosening_act_deriv_flag_is_accepted(shipped):
+    w, _, cert = shipped
+    ok = copy.deepcopy(cert)
+    ok["act_deriv_flag"] = "1/2"
+    ok["local"] = None
+    ok["induction"] = []
+    assert any(line.startswith("global:") for line in C.check_certificate(ok, weights=w).checked)
+
+
+def test_check_command_refuses_malformed_files_without_traceback(tmp_path, capsys, shipped):
+    _, _, cert = shipped
+    path = tmp_path / "cert.json"
+    for edit, code, where in [
+        (_set(["exp_taylor_degree"], 10**9), 2, "exp_taylor_degree"),
+        (_set(["induction", 0, "witness_x", 3, 5], "zz"), 2, "induction[0].witness_x[3][5]"),
+        (lambda c: c["global"]["claims"][_opnorm_index(c)].__setitem__("layer", 99), 1,
+         ".layer: 99"),
+        (lambda c: c["induction"][0].__setitem__("n_queries", 1), 1, "induction[0].n_queries"),
+    ]:
+        bad = copy.deepcopy(cert)
+        edit(bad)
+        path.write_text(json.dumps(bad))
+        assert main(["check", str(path), "--model", TOY]) == code
+        err = capsys.readouterr().err
+        assert where in err and "Traceback" not in err
+    path.write_text("[" * 100_000)  # nesting beyond the JSON parser's recursion
+    assert main(["check", str(path)]) == 2
+    path.write_text('{"eps": ' + "1" * 5000 + "}")  # beyond Python's int-string limit
+    assert main(["check", str(path)]) == 2
+    assert "cannot read certificate" in capsys.readouterr().err
+
+
+# ---- nfp certify: the target flags and a ranking without candidates ---------------------------
+@pytest.fixture
+def no_bound_stages(monkeypatch):
+    """Fail the test if certify runs any stage after reading the model."""
+    import nfp_steps.pipeline as pipeline
+
+    real = pipeline.run_in_memory
+
+    def only_export(cfg, model, until=None, **kw):
+        assert until == "export", f"certify ran the pipeline up to {until!r}"
+        return real(cfg, model, until=until, **kw)
+
+    monkeypatch.setattr(pipeline, "run_in_memory", only_export)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--correct", "500", "--incorrect", "1"], "--correct 500 is outside the model's vocabulary"),
+    (["--correct", "3", "--incorrect", "-1"], "--incorrect -1 is outside"),
+    (["--correct", "3"], "must be given together"),
+    (["--incorrect", "3"], "must be given together"),
+    (["--correct", "3", "--incorrect", "3"], "same token"),
+])
+def test_certify_refuses_bad_target_flags_before_the_pipeline(capsys, no_bound_stages, flags,
+                                                              message):
+    assert main(["certify", TOY, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and message in err and "Traceback" not in err
+
+
+def test_certify_says_when_no_induction_certificate_can_be_made(tmp_path, capsys):
+    from nfp_steps.certificate import report_text
+
+    raw = yaml.safe_load(open("config.yaml"))
+    raw["ranking"]["threshold"] = 1e9  # no pair passes: the ranking is empty
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "c.json"
+    assert main(["certify", TOY, "--config", str(cfg), "--pairs", "2", "--seqLen", "16",
+                 "--no-global", "--no-local", "--json", "-o", str(out)]) == 0
+    cert = json.loads(out.read_text())
+    assert cert["global"] is None and cert["local"] is None  # --no-global, --no-local
+    assert cert["induction"] == []
+    assert "the ranking has no candidate pairs" in cert["induction_note"]
+    assert "No induction certificate: the ranking has no candidate pairs" in report_text(cert)
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 0
+
+
+def test_induction_note():
+    from nfp_steps.stages.certificate import induction_note
+
+    assert induction_note(3, 5, True) is None and induction_note(0, 0, True) is None
+    assert induction_note(3, 0, True).startswith("No induction certificate: the ranking has no")
+    assert induction_note(3, 1, True).startswith("Only 1 induction certificate(s)")
+    assert "no token ids" in induction_note(3, 5, False)

@@ -111,3 +111,23 @@ def test_cli_refuses_bad_flag_without_traceback(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: --layers must be >= 2")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_cli_refuses_to_overwrite_an_output_without_force(tmp_path, capsys):
+    from nfp_steps.cli import main
+
+    out = tmp_path / "m"
+    tiny = ["--steps", "2", "--mlp-steps", "0", "--width", "8", "--heads", "2", "--vocab", "16",
+            "--seq-len", "16", "--batch", "4", "--eval-batches", "1", "--eval-every", "1", "-q"]
+    assert main(["train-toy", "--output", str(out), *tiny]) == 0
+    (out / "TRAINING.md").write_text("mine")
+    assert main(["train-toy", "--output", str(out), "--seed", "1", *tiny]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err
+    assert (out / "TRAINING.md").read_text() == "mine"  # untouched
+    assert main(["train-toy", "--output", str(out), "--force", "--seed", "1", *tiny]) == 0
+    assert "--seed 1" in (out / "TRAINING.md").read_text()
+    other = tmp_path / "notes"
+    other.mkdir()
+    assert main(["train-toy", "--output", str(other), "--force", *tiny]) == 2
+    assert "not a Hugging Face model folder" in capsys.readouterr().err

@@ -443,3 +443,15 @@ def test_failed_stage_leaves_no_stale_downstream_results(tmp_path, fake_stages, 
     for name in set(STAGES) - downstream("scores"):
         assert (out / manifest_name(name)).exists(), name
     assert (out / "heads.tsv").exists()
+
+
+def test_dependencies_cover_the_report_and_keep_torch_pinned():
+    """`snakemake --report` needs pygments, which snakemake itself does not pull in."""
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() for d in deps}
+    assert "pygments" in names
+    assert "torch==2.13.0" in deps
+    rule = (REPO / "workflow" / "rules" / "train_toy.smk").read_text()
+    assert "--force" in rule  # models/nfp-toy exists: train-toy refuses without it

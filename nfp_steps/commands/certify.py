@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "head's direct logit-difference contribution). Every value is exact in "
             "certificate.json (--json); the independent checker (`nfp check`) verifies it "
             "before this command reports success. Exit code 0: certified and verified; 1: an "
-            "error or a claim the checker refutes."
+            "error or a claim the checker refutes; 2: no valid target (--correct/--incorrect "
+            "are checked before the pipeline runs)."
         ),
     )
     add_pipeline_flags(p)
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "certificate.pairs, 3)")
     p.add_argument("--no-global", dest="no_global", action="store_true",
                    help="skip the global (weight-only) constants")
+    p.add_argument("--no-local", dest="no_local", action="store_true",
+                   help="skip the local constants at the prompt (their check is slow for large "
+                        "models)")
     p.add_argument("--json", action="store_true",
                    help="print certificate.json (exact values, witnesses) instead of the report")
     p.add_argument("-o", "--output", default=None,
@@ -51,7 +55,36 @@ def _cfg(args) -> dict:
     if args.pairs is not None and args.pairs < 0:
         raise UsageError(f"--pairs must be >= 0, got {args.pairs}")
     return build_config(args, {"certificate.pairs": args.pairs,
-                               "certificate.global": False if args.no_global else None})
+                               "certificate.global": False if args.no_global else None,
+                               "certificate.local": False if args.no_local else None})
+
+
+def _check_target_flags(args) -> None:
+    """--correct/--incorrect: both or neither, and different (TargetError: exit 2)."""
+    from nfp_steps.scores import TargetError
+
+    if (args.correct is None) != (args.incorrect is None):
+        raise TargetError("--correct and --incorrect must be given together (or neither: the "
+                          "target then comes from the prompt's induction history)")
+    for name in ("correct", "incorrect"):
+        v = getattr(args, name)
+        if v is not None and v < 0:
+            raise TargetError(f"--{name} {v} is outside the vocabulary: token ids are >= 0")
+    if args.correct is not None and args.correct == args.incorrect:
+        raise TargetError(f"--correct and --incorrect are the same token ({args.correct}): the "
+                          "logit difference would be identically zero")
+
+
+def _check_target_range(cfg: dict, vocab: int) -> None:
+    """The target token ids (flags or config) inside the model's vocabulary, checked before
+    any stage after the model read runs (TargetError: exit 2)."""
+    from nfp_steps.scores import TargetError
+
+    ind = cfg["induction"]
+    for name in ("correct", "incorrect"):
+        v = ind.get(name)
+        if v is not None and not 0 <= v < vocab:
+            raise TargetError(f"--{name} {v} is outside the model's vocabulary [0, {vocab})")
 
 
 def run(args) -> int:
@@ -69,8 +102,10 @@ def run(args) -> int:
     for flag, v in (("--eps", args.eps), ("--actDeriv", args.act_deriv)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise UsageError(f"invalid {flag} {v!r}: must be a positive finite number")
+    _check_target_flags(args)
     cfg = _cfg(args)
-    res = run_in_memory(cfg, "cli", until="export")
+    res = run_in_memory(cfg, "cli", until="export")  # reads the model only
+    _check_target_range(cfg, weights({"export": res["export"].dataset}).vocab_size)
     if args.eps is not None:
         res["export"].dataset.attrs["eps"] = float(args.eps)
     try:

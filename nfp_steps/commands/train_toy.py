@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import asdict, fields
 
@@ -46,7 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--output", "-o", required=True, help="output folder (replaced when done)")
+    p.add_argument("--output", "-o", required=True,
+                   help="output folder; an existing one is refused unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --output model folder (one with config.json; "
+                        "the whole folder, once training is done)")
     for f in fields(ToyConfig):
         p.add_argument(
             f"--{f.name.replace('_', '-')}",
@@ -64,6 +69,16 @@ def run(args: argparse.Namespace) -> int:
     from nfp_steps.cli import UsageError
     from nfp_steps.train import train_toy, write_toy_folder
 
+    if os.path.lexists(args.output):  # refused before any training (exit 2)
+        if not args.force:
+            print(f"Error: --output {args.output} already exists: choose a new path, or pass "
+                  "--force to replace it (the whole folder is replaced)", file=sys.stderr)
+            return 2
+        if not os.path.isfile(os.path.join(args.output, "config.json")):
+            print(f"Error: --output {args.output} exists and is not a Hugging Face model "
+                  "folder (no config.json): --force replaces only a model folder",
+                  file=sys.stderr)
+            return 2
     cfg = ToyConfig(**{f.name: getattr(args, f.name) for f in fields(ToyConfig)})
     try:
         cfg.validate()

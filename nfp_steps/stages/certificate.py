@@ -29,12 +29,14 @@ def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
     glob = weight if c["global"] else None
     sc = inputs["scores"].attrs
     induction = []
+    rows = table_rows(inputs["ranking"])
     if toks is not None:
-        for r in table_rows(inputs["ranking"])[: c["pairs"]]:
+        for r in rows[: c["pairs"]]:
             pair = (int(r["l1"]), int(r["h1"]), int(r["l2"]), int(r["h2"]))
             hc = head_certificate(w, pair[2], pair[3], x[pair[2]], toks,
                                   int(sc["target_correct"]), int(sc["target_incorrect"]))
             induction.append((pair, hc, x[pair[2]]))
+    note = induction_note(c["pairs"], len(rows), toks is not None)
     local = None
     if c["local"]:
         claims, tols = local_claims(w, x, weight)
@@ -42,7 +44,25 @@ def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
     return build_certificate(
         model=model, model_path=model_path, sha256=str(w.attrs.get("source_sha256", "")),
         eps=w.eps, tokens=None if toks is None else [int(t) for t in toks],
-        global_claims=glob, local=local, induction=induction, gelu_flag=gelu_flag)
+        global_claims=glob, local=local, induction=induction, gelu_flag=gelu_flag,
+        induction_note=note)
+
+
+def induction_note(pairs: int, n_candidates: int, has_tokens: bool) -> str | None:
+    """Why the certificate has fewer induction entries than ``pairs`` asked for (None: as
+    many as asked)."""
+    if pairs == 0:
+        return None
+    if not has_tokens:
+        return ("No induction certificate: the prompt has no token ids (a baked-embeddings "
+                "prompt without TOKENS), so its induction queries are unknown")
+    if n_candidates == 0:
+        return (f"No induction certificate: the ranking has no candidate pairs ({pairs} "
+                f"requested)")
+    if n_candidates < pairs:
+        return (f"Only {n_candidates} induction certificate(s): the ranking has "
+                f"{n_candidates} candidate pair(s), {pairs} requested")
+    return None
 
 
 def check_status(cert: dict, w) -> str:

@@ -11,4 +11,4 @@ rule train_toy:
         "logs/train_toy.log",
     threads: 2
     shell:
-        "{NFP_PYTHON} -m nfp_steps.cli train-toy --output models/nfp-toy --seed 0 2>&1 | tee {log:q}"
+        "{NFP_PYTHON} -m nfp_steps.cli train-toy --output models/nfp-toy --force --seed 0 2>&1 | tee {log:q}"
