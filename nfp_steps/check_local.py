@@ -202,7 +202,7 @@ def check_local(w, local: dict, tokens: list[int] | None, eps: Fraction,
     except (KeyError, TypeError, ValueError) as exc:
         raise Unreadable(f"local: malformed witnesses ({exc})") from None
     toks = None if tokens is None else np.array(tokens, dtype=np.int64)
-    own = residual_inputs(w, toks if w.embeddings is None else None, w.n_layers - 1)
+    own = residual_inputs(w, toks if w.embeddings is None else None, w.n_layers - 1, float(eps))
     layers = []
     for i, x in enumerate(xs):
         if x.shape != own[i].shape:

@@ -66,9 +66,13 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
         tol = witness_tol(x)
         tols.append(tol)
         z, sig = _ln(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
-        ln1 = add("ln_jacobian_local",
-                  _inflate(float(np.max(np.abs(w.ln1_g[layer]))) / (float(sig.min()) - tol), REL),
+        gm = float(np.max(np.abs(w.ln1_g[layer])))
+        ln1 = add("ln_jacobian_local", _inflate(gm / (float(sig.min()) - tol), REL),
                   layer=layer, which="ln1")
+        # the checker proves each claim over the witness ball: LN1 rows move by up to r_z
+        # (entrywise), so the Frobenius norms below carry that radius (matters when the
+        # centred norms vanish, e.g. a one-token prompt)
+        r_z = gm * math.sqrt(w.d_model) * tol / (sig - tol)
         heads = Fraction(0)
         out = np.zeros_like(x)
         for h in range(w.n_heads):
@@ -80,12 +84,19 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
             e = np.exp(sc - sc.max(-1, keepdims=True))
             a = e / e.sum(-1, keepdims=True)
             out += a @ vwo
+            r_v = r_z[:, None] * np.abs(w.W_V[layer, h]).sum(axis=0)[None, :]
+            r_q, r_k, r_vwo = (
+                float(np.linalg.norm(r_z[:, None] * np.abs(w.W_Q[layer, h]).sum(axis=0))),
+                float(np.linalg.norm(r_z[:, None] * np.abs(w.W_K[layer, h]).sum(axis=0))),
+                float(np.linalg.norm(r_v @ np.abs(w.W_O[layer, h]))))
             vo = by[("opnorm_product", layer, h, None)]
             nq, nk = by[("opnorm", layer, h, "W_Q")], by[("opnorm", layer, h, "W_K")]
             value = add("head_value_local",
                         _inflate(math.sqrt(float(a.sum(axis=0).max())) * float(vo), REL), **ht)
-            pat = (float(s) * (float(nq) * _centred_frob(k) + float(np.linalg.norm(q)) * float(nk))
-                   * _centred_frob(vwo) / math.sqrt(w.d_head))
+            k_f = _centred_frob(k) + r_k
+            q_f = float(np.linalg.norm(q)) + r_q
+            pat = (float(s) * (float(nq) * k_f + q_f * float(nk)) * (_centred_frob(vwo) + r_vwo)
+                   / math.sqrt(w.d_head))
             pattern = add("head_pattern_local", _inflate(pat, REL), **ht)
             heads += value + pattern
         a_l = add("layer_attn_local", _derived(ln1 * heads), layer=layer)

@@ -248,7 +248,7 @@ def test_other_tampering_is_refused(shipped, edit):
         wit = bad["local"]["witnesses"][1]
         wit[5][7] = (float.fromhex(wit[5][7]) + 1e-3).hex()
     else:
-        bad["local"]["witness_tol"][0] = "-1"
+        bad["local"]["witness_tol"][0] = "1000"  # a ball reaching a zero LayerNorm scale
     with pytest.raises(C.Refuted):
         C.check_certificate(bad, weights=w)
 
@@ -285,7 +285,7 @@ def test_local_constants_on_the_shipped_model(shipped):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("prompt", ["random", "repeated", "constant"])
+@pytest.mark.parametrize("prompt", ["random", "repeated", "constant", "single"])
 def test_local_constants_bound_the_dense_jacobian_on_random_models(seed, prompt):
     """On random tiny models: the producer's local claims pass the checker, and each C_l is ≥
     ‖J_l − I‖₂ from a dense autograd Jacobian at the prompt's residual stream."""
@@ -296,7 +296,7 @@ def test_local_constants_bound_the_dense_jacobian_on_random_models(seed, prompt)
     w = random_weights(seed, L=2, H=2, d=4, dh=2, dff=6, V=7, n=None, n_ctx=6)
     rng = np.random.default_rng(seed)
     toks = {"random": rng.integers(0, 7, 6), "repeated": np.array([1, 2, 3, 1, 2, 3]),
-            "constant": np.full(6, 4)}[prompt]
+            "constant": np.full(6, 4), "single": np.array([2])}[prompt]
     xs = np.array(C.residual_inputs(w, toks, w.n_layers - 1))
     claims, tols = local_claims(w, xs, global_claims(w, w.n_ctx))
     cert = build_certificate(model="t", model_path="t", sha256="", eps=w.eps,
@@ -347,9 +347,14 @@ def test_certify_command_writes_a_checkable_certificate(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "verified"
-    assert main(["certify", TOY, "--pairs", "0", "--seqLen", "32", "--eps", "1e-3"]) == 0
-    text = capsys.readouterr().out
-    assert "eps=1/1000" not in text and "Independent check: verified" in text
+    variant = tmp_path / "eps.json"
+    assert main(["certify", TOY, "--pairs", "1", "--seqLen", "32", "--eps", "1e-3", "--no-global",
+                 "--json", "-o", str(variant)]) == 0
+    assert json.loads(variant.read_text())["eps"] == str(Fraction(1e-3))
+    capsys.readouterr()
+    # the standalone checker re-derives the witnesses of the eps variant, not of the model
+    assert main(["check", str(variant)]) == 0
+    assert "not the model as published" in capsys.readouterr().out
     assert main(["certify", TOY, "--eps", "-1"]) == 1
     assert "--eps" in capsys.readouterr().err
 
@@ -486,6 +491,8 @@ def _pop(path: list):
     (_pop(["local", "claims", 0, "value"]), r"local\.claims\[0\]\.value: missing"),
     (_set(["local", "witnesses", 1, 3, 5], "zz"), r"local\.witnesses\[1\]\[3\]\[5\]"),
     (_set(["local", "witness_tol", 0], "x"), r"local\.witness_tol\[0\]"),
+    (_set(["local", "witness_tol", 0], "-1"), r"local\.witness_tol\[0\]: '-1' is negative"),
+    (_set(["induction", 0, "witness_tol"], "-1"), r"induction\[0\]\.witness_tol"),
     (_set(["local", "claims", 5, "kind"], "head_value"), r"local\.claims\[5\]\.kind: unknown"),
     (_set(["prompt_tokens", 3], "5"), r"prompt_tokens\[3\]: expected an integer"),
     (_set(["prompt_tokens", 3], 5.0), r"prompt_tokens\[3\]: expected an integer"),
@@ -498,7 +505,8 @@ def _pop(path: list):
         "query_eps_missing", "vacuous_string", "queries_string", "entry_string",
         "claim_layer_string", "claim_value_missing", "claim_kind_missing", "claim_which",
         "claim_value_exponent", "claims_string", "local_value_missing", "local_hex",
-        "local_tol", "local_global_kind", "token_string",
+        "local_tol", "local_tol_negative", "induction_tol_negative", "local_global_kind",
+        "token_string",
         "token_float", "flag_negative", "eps_exponent", "eps_zero", "sha_type"])
 def test_malformed_fields_are_unreadable(shipped, edit, where):
     w, _, cert = shipped
@@ -506,6 +514,35 @@ def test_malformed_fields_are_unreadable(shipped, edit, where):
     edit(bad)
     with pytest.raises(C.Unreadable, match=where):
         C.check_certificate(bad, weights=w)
+
+
+@pytest.mark.parametrize("part", ["global", "local"])
+def test_a_stray_field_cannot_relabel_a_claim(shipped, part):
+    """Forgery: an opnorm claim proved for W_out, with an extra "which": "W_in", standing in for
+    the (dropped) W_in claim. What a claim proves comes from its kind's own field only, and a
+    field its kind does not use is refused."""
+    w, _, cert = shipped
+    bad = copy.deepcopy(cert)
+    claims = bad[part]["claims"]
+    i_in = next(i for i, c in enumerate(claims)
+                if c["kind"] == "opnorm" and c.get("matrix") == "W_in" and c["layer"] == 1)
+    claims.pop(i_in)
+    j = next(i for i, c in enumerate(claims)
+             if c["kind"] == "opnorm" and c.get("matrix") == "W_out" and c["layer"] == 1)
+    forged = copy.deepcopy(claims[j])
+    forged["which"] = "W_in"
+    forged["id"] = forged["id"] + ".forged"
+    claims.insert(j, forged)
+    with pytest.raises(C.Unreadable, match=rf"{part}\.claims\[{j}\]\.which"):
+        C.check_certificate(bad, weights=w)
+    # without the stray field, the W_out claim twice is a duplicate, and W_in stays missing
+    del forged["which"]
+    with pytest.raises(C.Refuted, match="duplicate claim"):
+        C.check_certificate(bad, weights=w)
+
+
+def test_a_too_tight_gelu_claim_is_unconfirmed_not_a_hang():
+    assert not C.gelu_tanh_sup_le(Fraction("1.128993069659"))  # true, but within 1e-9
 
 
 def test_a_negative_claim_index_is_refuted(shipped):
