@@ -5,13 +5,14 @@ certificate gives the residual stream x_l as a witness and a tolerance τ; every
 for every x' with |x' − x_l| ≤ τ entrywise (the checker's own float64 forward pass must lie in
 that ball). On that ball, with Z = LN1(x') enclosed in fixed-point balls:
 
-- ``ln_jacobian_local`` (ln1): ‖J_LN1‖₂ ≤ max|γ₁| / min_rows(σ(x_l) − τ) (σ is 1/√d-Lipschitz);
+- ``ln_jacobian_local`` (ln1): ‖J_LN1‖₂ ≤ max|γ₁| / max(√eps, min_rows σ(x_l) − τ) (σ is
+  1/√d-Lipschitz, and σ = √(var + eps) ≥ √eps);
 - ``head_value_local``: ‖A‖₂‖W_V W_O‖₂ ≤ √(max column sum of A)·vo, A enclosed entrywise from
   the logit balls by a fixed-point exp with remainder (rows of A sum to 1, so ‖A‖∞ = 1);
 - ``head_pattern_local``: (s/√dh)(‖W_Q‖‖K − 1k̄ᵀ‖_F + ‖Q‖_F‖W_K‖)‖V W_O − 1v̄ᵀ‖_F, s = ½ (rows of
   the softmax Jacobian sum to 0, so any constant row may be taken off K and V W_O);
 - ``ln_jacobian_local`` (ln2): at y = x' + Σ_h A V W_O + b_O, enclosed in balls: max|γ₂| divided by
-  min_rows(σ(centre) − ‖radius‖₂/√d);
+  max(√eps, min_rows σ(centre) − ‖radius‖₂/√d);
 - ``layer_attn_local`` = ln1·Σ_h(value + pattern), ``layer_mlp_local`` = ln2·‖W_in‖·g′·‖W_out‖,
   ``layer_C`` ≥ a + m + a·m and ``total_amplification`` ≥ ∏(1 + C_l).
 Weight norms (opnorm, opnorm_product, gelu_deriv_sup, softmax_jacobian_sup) are checked exactly
@@ -125,14 +126,15 @@ def _to_scale(a: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sigma_min(c: np.ndarray, r: np.ndarray, bits: int, eps: Fraction) -> Fraction:
-    """≤ min over rows of σ(y) for every y in the ball (c, r) at scale 2^bits."""
+    """≤ min over rows of σ(y) for every y in the ball (c, r) at scale 2^bits (σ ≥ √eps
+    always)."""
     d = c.shape[1]
     out = None
     for i in range(c.shape[0]):
         shift = sqrt_up(Fraction(int((r[i] * r[i]).sum()), d * 4**bits))
         sig = sqrt_down(_row_sigma_sq(c[i], bits, eps)) - shift
         out = sig if out is None else min(out, sig)
-    return out
+    return max(out, sqrt_down(eps))
 
 
 class _Layer:
@@ -146,7 +148,8 @@ class _Layer:
 
     def ln1(self) -> Fraction:
         xi, sx = to_int(self.x)
-        sig = min(sqrt_down(_row_sigma_sq(row, sx, self.eps)) for row in xi) - self.tol
+        sig = max(min(sqrt_down(_row_sigma_sq(row, sx, self.eps)) for row in xi) - self.tol,
+                  sqrt_down(self.eps))  # σ = √(var + eps) ≥ √eps everywhere
         if sig <= 0:
             raise Refuted(f"layer {self.layer}: witness tolerance reaches a zero LayerNorm scale")
         return Fraction(float(np.max(np.abs(self.w.ln1_g[self.layer])))) / sig

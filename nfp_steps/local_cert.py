@@ -67,7 +67,8 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
         tols.append(tol)
         z, sig = _ln(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
         gm = float(np.max(np.abs(w.ln1_g[layer])))
-        ln1 = add("ln_jacobian_local", _inflate(gm / (float(sig.min()) - tol), REL),
+        ln1 = add("ln_jacobian_local",
+                  _inflate(gm / max(float(sig.min()) - tol, math.sqrt(w.eps)), REL),
                   layer=layer, which="ln1")
         # the checker proves each claim over the witness ball: LN1 rows move by up to r_z
         # (entrywise), so the Frobenius norms below carry that radius (matters when the
@@ -75,6 +76,7 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
         r_z = gm * math.sqrt(w.d_model) * tol / (sig - tol)
         heads = Fraction(0)
         out = np.zeros_like(x)
+        r_out = np.full_like(x, tol)
         for h in range(w.n_heads):
             ht = {"layer": layer, "head": h}
             q = z @ w.W_Q[layer, h] + w.b_Q[layer, h]
@@ -84,15 +86,20 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
             e = np.exp(sc - sc.max(-1, keepdims=True))
             a = e / e.sum(-1, keepdims=True)
             out += a @ vwo
+            # radii over the witness ball, as the checker will see them (estimates, doubled)
+            rq_m = r_z[:, None] * np.abs(w.W_Q[layer, h]).sum(axis=0)[None, :]
+            rk_m = r_z[:, None] * np.abs(w.W_K[layer, h]).sum(axis=0)[None, :]
             r_v = r_z[:, None] * np.abs(w.W_V[layer, h]).sum(axis=0)[None, :]
-            r_q, r_k, r_vwo = (
-                float(np.linalg.norm(r_z[:, None] * np.abs(w.W_Q[layer, h]).sum(axis=0))),
-                float(np.linalg.norm(r_z[:, None] * np.abs(w.W_K[layer, h]).sum(axis=0))),
-                float(np.linalg.norm(r_v @ np.abs(w.W_O[layer, h]))))
+            rvwo_m = r_v @ np.abs(w.W_O[layer, h])
+            r_s = np.where(mask, 0.0, (np.abs(q) @ rk_m.T + rq_m @ np.abs(k).T + rq_m @ rk_m.T)
+                           / math.sqrt(w.d_head))
+            r_a = 2 * a * np.expm1(4 * r_s.max(axis=1, keepdims=True))
+            r_out += r_a @ np.abs(vwo) + (a + r_a) @ rvwo_m
+            r_q, r_k, r_vwo = (float(np.linalg.norm(m)) for m in (rq_m, rk_m, rvwo_m))
             vo = by[("opnorm_product", layer, h, None)]
             nq, nk = by[("opnorm", layer, h, "W_Q")], by[("opnorm", layer, h, "W_K")]
-            value = add("head_value_local",
-                        _inflate(math.sqrt(float(a.sum(axis=0).max())) * float(vo), REL), **ht)
+            col_max = float((a + r_a).sum(axis=0).max())
+            value = add("head_value_local", _inflate(math.sqrt(col_max) * float(vo), REL), **ht)
             k_f = _centred_frob(k) + r_k
             q_f = float(np.linalg.norm(q)) + r_q
             pat = (float(s) * (float(nq) * k_f + q_f * float(nk)) * (_centred_frob(vwo) + r_vwo)
@@ -101,8 +108,11 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
             heads += value + pattern
         a_l = add("layer_attn_local", _derived(ln1 * heads), layer=layer)
         _, sig2 = _ln(x + out + w.b_O[layer], w.ln2_g[layer], w.ln2_b[layer], w.eps)
+        # σ over the ball of y moves by ≤ ‖radius row‖₂/√d (σ is 1/√d-Lipschitz)
+        sig2_lo = np.maximum(sig2 - 2 * np.linalg.norm(r_out, axis=1) / math.sqrt(w.d_model),
+                             math.sqrt(w.eps))  # σ = √(var + eps) ≥ √eps
         ln2 = add("ln_jacobian_local",
-                  _inflate(float(np.max(np.abs(w.ln2_g[layer]))) / float(sig2.min()), REL),
+                  _inflate(float(np.max(np.abs(w.ln2_g[layer]))) / float(sig2_lo.min()), REL),
                   layer=layer, which="ln2")
         m_l = add("layer_mlp_local", _derived(ln2 * by[("opnorm", layer, None, "W_in")] * g
                                               * by[("opnorm", layer, None, "W_out")]), layer=layer)

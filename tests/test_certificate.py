@@ -268,6 +268,44 @@ def test_every_kind_of_local_claim_is_refused_when_made_false(shipped, kind):
             C.check_certificate(bad, weights=w)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_local_claims_near_a_degenerate_layernorm_2_are_still_verified(seed):
+    """Adversarial: b_O chosen so LayerNorm 2's last input row is (nearly) constant, σ ≈ √eps.
+    The producer's proposals must survive the checker's witness-ball enclosure, and C_l must
+    still bound the dense ‖J_l − I‖₂."""
+    from nfp_steps.certificate import build_certificate
+    from nfp_steps.check_local import check_local
+    from nfp_steps.local_cert import local_claims
+
+    w = random_weights(seed, L=1, H=2, d=4, dh=2, dff=6, V=7, n=None, n_ctx=6)
+    toks = np.array([3]) if seed % 2 == 0 else np.array([3, 3])
+    x = C.residual_inputs(w, toks, 0)[0]
+    z = C._ln(x, w.ln1_g[0], w.ln1_b[0], w.eps)
+    n = len(toks)
+    attn = np.zeros_like(x)
+    for h in range(w.n_heads):
+        q = z @ w.W_Q[0, h] + w.b_Q[0, h]
+        k = z @ w.W_K[0, h] + w.b_K[0, h]
+        sc = np.where(np.triu(np.ones((n, n), bool), 1), -np.inf, q @ k.T / math.sqrt(w.d_head))
+        e = np.exp(sc - sc.max(-1, keepdims=True))
+        attn += e / e.sum(-1, keepdims=True) @ (z @ w.W_V[0, h] + w.b_V[0, h]) @ w.W_O[0, h]
+    ln2_in = x + attn  # + b_O: the LayerNorm-2 input
+    w.b_O[0] = -ln2_in[-1] + 2.0 + 1e-4 * np.arange(4) * (seed % 3)
+    w.ln2_g[0] = np.ones(4)
+    xs = np.array([x])
+    claims, tols = local_claims(w, xs, global_claims(w, w.n_ctx))
+    cert = build_certificate(model="t", model_path="t", sha256="", eps=w.eps,
+                             tokens=[int(t) for t in toks], global_claims=None,
+                             local={"claims": claims, "witness_tol": tols, "witnesses": xs},
+                             induction=[])
+    check_local(w, cert["local"], [int(t) for t in toks], Fraction(w.eps))
+    ln2 = next(Fraction(c["value"]) for c in claims if c.get("which") == "ln2")
+    assert ln2 >= 0.9 / math.sqrt(w.eps)  # the row really is near-degenerate
+    j = torch.autograd.functional.jacobian(layer_fn(w, 0), torch.tensor(x))
+    true = np.linalg.norm(j.reshape(x.size, x.size).numpy() - np.eye(x.size), 2)
+    assert true <= next(Fraction(c["value"]) for c in claims if c["kind"] == "layer_C")
+
+
 def test_local_constants_on_the_shipped_model(shipped):
     """The local C_l lie above the layers stage's certified lower bounds on ‖J_l − I‖₂, and the
     LN1 leaf claim above max|γ|/min σ at the prompt (the dense truth is in the test below:
