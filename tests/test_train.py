@@ -121,7 +121,7 @@ def test_cli_refuses_to_overwrite_an_output_without_force(tmp_path, capsys):
             "--seq-len", "16", "--batch", "4", "--eval-batches", "1", "--eval-every", "1", "-q"]
     assert main(["train-toy", "--output", str(out), *tiny]) == 0
     (out / "TRAINING.md").write_text("mine")
-    assert main(["train-toy", "--output", str(out), "--seed", "1", *tiny]) == 2
+    assert main(["train-toy", "--output", str(out), "--seed", "1", *tiny]) == 1
     err = capsys.readouterr().err
     assert "already exists" in err and "--force" in err
     assert (out / "TRAINING.md").read_text() == "mine"  # untouched
@@ -129,5 +129,5 @@ def test_cli_refuses_to_overwrite_an_output_without_force(tmp_path, capsys):
     assert "--seed 1" in (out / "TRAINING.md").read_text()
     other = tmp_path / "notes"
     other.mkdir()
-    assert main(["train-toy", "--output", str(other), "--force", *tiny]) == 2
+    assert main(["train-toy", "--output", str(other), "--force", *tiny]) == 1
     assert "not a Hugging Face model folder" in capsys.readouterr().err

@@ -69,16 +69,16 @@ def run(args: argparse.Namespace) -> int:
     from nfp_steps.cli import UsageError
     from nfp_steps.train import train_toy, write_toy_folder
 
-    if os.path.lexists(args.output):  # refused before any training (exit 2)
+    if os.path.lexists(args.output):  # refused before any training (exit 1, like export)
         if not args.force:
             print(f"Error: --output {args.output} already exists: choose a new path, or pass "
                   "--force to replace it (the whole folder is replaced)", file=sys.stderr)
-            return 2
+            return 1
         if not os.path.isfile(os.path.join(args.output, "config.json")):
             print(f"Error: --output {args.output} exists and is not a Hugging Face model "
                   "folder (no config.json): --force replaces only a model folder",
                   file=sys.stderr)
-            return 2
+            return 1
     cfg = ToyConfig(**{f.name: getattr(args, f.name) for f in fields(ToyConfig)})
     try:
         cfg.validate()
