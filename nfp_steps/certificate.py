@@ -66,6 +66,7 @@ def build_certificate(
     *, model: str, model_path: str, sha256: str, eps: float, tokens: list[int] | None,
     global_claims: list[dict] | None, local: dict | None, induction: list[tuple],
     gelu_flag: float | None = None, induction_note: str | None = None,
+    model_eps: float | None = None,
 ) -> dict:
     """certificate.json content. ``local``: claims, witness_tol and witnesses (per layer);
     ``induction``: tuples (pair, head certificate, witness x); ``induction_note``: why there
@@ -82,6 +83,7 @@ def build_certificate(
                           "for a folder the sha256 over its files' names and sha256s",
         "code_version": __version__,
         "eps": exact(float(eps)),
+        "model_eps": exact(float(eps if model_eps is None else model_eps)),
         "act_deriv_flag": None if gelu_flag is None else exact(float(gelu_flag)),
         "prompt_tokens": tokens,
         "exp_taylor_degree": EXP_TAYLOR_DEGREE,
@@ -126,6 +128,10 @@ def report_text(cert: dict) -> str:
     lines = ["SOUND mode: rigorous bounds in exact real arithmetic (rounding included); may be "
              "much looser than heuristic analysis.",
              f"Model: {cert['model']}  sha256: {cert['model_sha256']}"]
+    if cert.get("model_eps") is not None and cert["model_eps"] != cert["eps"]:
+        lines.append(f"NOTE: LayerNorm eps = {float(Fraction(cert['eps']))!r} (--eps), not the "
+                     f"model's {float(Fraction(cert['model_eps']))!r}: every claim below is "
+                     "about that variant of the model")
     g = cert["global"]
     if g is not None:
         by = {}
@@ -180,7 +186,8 @@ def report_text(cert: dict) -> str:
                          f"{_lb_text(ind['logit_diff_lb_min'])}")
     if cert.get("induction_note"):
         lines.append(cert["induction_note"])
-    lines.append("Exact values and witnesses: certificate.json; check with `nfp check`.")
+    lines.append("Exact values and witnesses: certificate.json (`nfp certify --json -o F` "
+                 "writes it); check with `nfp check`.")
     return "\n".join(lines) + "\n"
 
 

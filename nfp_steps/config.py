@@ -88,6 +88,12 @@ def load_config(source: str | os.PathLike | Mapping, name: str | None = None) ->
     return data
 
 
+def read_config_file(path: Path) -> Any:
+    """A config file's YAML content ({} when empty); ConfigError (one line, with the line and
+    column) when it cannot be read or parsed."""
+    return _read_yaml(Path(path), str(path))
+
+
 def _read_yaml(path: Path, label: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")

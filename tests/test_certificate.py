@@ -393,6 +393,10 @@ def test_certify_command_writes_a_checkable_certificate(tmp_path, capsys):
     # the standalone checker re-derives the witnesses of the eps variant, not of the model
     assert main(["check", str(variant)]) == 0
     assert "not the model as published" in capsys.readouterr().out
+    from nfp_steps.certificate import report_text
+
+    assert "NOTE: LayerNorm eps = 0.001 (--eps), not the model's" in report_text(
+        json.loads(variant.read_text()))
     assert main(["certify", TOY, "--eps", "-1"]) == 1
     assert "--eps" in capsys.readouterr().err
 
@@ -689,6 +693,18 @@ def test_certify_says_when_no_induction_certificate_can_be_made(tmp_path, capsys
     assert "No induction certificate: the ranking has no candidate pairs" in report_text(cert)
     capsys.readouterr()
     assert main(["check", str(out)]) == 0
+
+
+def test_more_pairs_than_induction_heads_gives_one_certificate_per_head(tmp_path, capsys):
+    """The toy's candidate pairs share few induction heads: --pairs 5 certifies each distinct
+    head once (for its best pair), says so, and the certificate verifies."""
+    out = tmp_path / "c.json"
+    assert main(["certify", TOY, "--pairs", "5", "--seqLen", "32", "--no-global", "--no-local",
+                 "--json", "-o", str(out)]) == 0
+    cert = json.loads(out.read_text())
+    heads = [(e["layer"], e["head"]) for e in cert["induction"]]
+    assert 0 < len(heads) < 5 and len(set(heads)) == len(heads)
+    assert cert["induction_note"].startswith(f"Only {len(heads)} induction certificate(s)")
 
 
 def test_induction_note():

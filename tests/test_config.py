@@ -237,3 +237,31 @@ def test_every_numeric_key_has_a_documented_range_and_every_string_its_values():
                 walk(sub, where)
 
     walk(load_schema(), "")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("prompt: {seq_len: 8\n", "invalid YAML"),
+    ("prompt:\n\tseq_len: 8\n", "invalid YAML"),
+    ("- 1\n- 2\n", "top level must be a mapping"),
+])
+def test_cli_config_that_is_not_yaml_is_one_line_error(tmp_path, capsys, text, message):
+    """A malformed --config file is a one-line error naming the file, not an internal error."""
+    from nfp_steps.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert main(["rope", "--seqLen", "4"]) == 0  # (rope reads no config: a control)
+    capsys.readouterr()
+    assert main(["induction", "models/nfp-toy", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and str(bad) in err and "internal error" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_commands_read_the_config_in_the_working_directory(tmp_path, monkeypatch):
+    from nfp_steps.commands.common import REPO_CONFIG, default_config
+
+    monkeypatch.chdir(tmp_path)
+    assert default_config() == REPO_CONFIG  # none here: the repository's
+    (tmp_path / "config.yaml").write_text("prompt: {seed: 7}\n")
+    assert default_config().resolve() == (tmp_path / "config.yaml").resolve()

@@ -106,6 +106,7 @@ def run(args) -> int:
     cfg = _cfg(args)
     res = run_in_memory(cfg, "cli", until="export")  # reads the model only
     _check_target_range(cfg, weights({"export": res["export"].dataset}).vocab_size)
+    model_eps = float(res["export"].dataset.attrs["eps"])
     if args.eps is not None:
         res["export"].dataset.attrs["eps"] = float(args.eps)
     try:
@@ -116,7 +117,8 @@ def run(args) -> int:
     inputs = {k: v.dataset for k, v in res.items()}
     w = weights(inputs)
     cert = make_certificate(w, inputs, cfg, Path(args.model).name,
-                            str(Path(args.model).resolve()), gelu_flag=args.act_deriv)
+                            str(Path(args.model).resolve()), gelu_flag=args.act_deriv,
+                            model_eps=model_eps)
     status = check_status(cert, w)
     if args.json:
         out = dumps(cert)

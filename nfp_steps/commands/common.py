@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+# without --config: ./config.yaml (the working copy the user edits), else the repository's
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+
+
+def default_config() -> Path:
+    """The config file used without --config."""
+    here = Path("config.yaml")
+    return here if here.is_file() else REPO_CONFIG
 
 
 def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
@@ -18,8 +25,8 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
                         "induction history")
     p.add_argument("--incorrect", type=int, default=None, help="competing token id")
     p.add_argument("--seqLen", "--seq-len", dest="seq_len", type=int, default=None,
-                   help="prompt length for models that embed their own prompt (HF, Zarr); "
-                        "default: config prompt.seq_len")
+                   help="prompt length for models whose prompt nfp generates (HF, Zarr; an "
+                        ".nfpt file carries its own prompt); default: config prompt.seq_len")
     p.add_argument("--seed", type=int, default=None, help="prompt seed (default: config)")
     p.add_argument("--batch", type=int, default=None,
                    help="prompts the scores average over, seeds seed..seed+N-1 (default: "
@@ -28,8 +35,9 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
                    help="K-composition: original (raw W_Q/W_K) or ln_fold (LN1 γ folded into "
                         "the receiving head's W_Q/W_K; default: config induction.kcomp)")
     p.add_argument("--config", default=None,
-                   help="config YAML for prompt and bound settings (default: the repo's "
-                        "config.yaml when present, else built-in defaults)")
+                   help="config YAML for prompt and bound settings (default: ./config.yaml "
+                        "when present, else the repository's config.yaml, else built-in "
+                        "defaults)")
 
 
 def build_config(args: argparse.Namespace, overrides: dict | None = None) -> dict:
@@ -39,17 +47,15 @@ def build_config(args: argparse.Namespace, overrides: dict | None = None) -> dic
     flags (None values are skipped).
     """
     from nfp_steps.cli import UsageError
-    from nfp_steps.config import load_config
+    from nfp_steps.config import ConfigError, load_config, read_config_file
 
-    path = Path(args.config) if args.config else DEFAULT_CONFIG
+    path = Path(args.config) if args.config else default_config()
     if args.config and not path.exists():
         raise FileNotFoundError(f"config file not found: {path}")
-    if path.exists():
-        import yaml
-
-        raw = yaml.safe_load(path.read_text()) or {}
-    else:
-        raw = {}
+    raw = read_config_file(path) if path.exists() else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, found "
+                          f"{type(raw).__name__}")
     raw["models"] = {"cli": str(args.model)}
     for sec in ("ranking", "induction", "prompt"):
         raw[sec] = raw.get(sec) or {}

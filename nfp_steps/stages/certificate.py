@@ -12,7 +12,7 @@ from nfp_steps.stages.common import Inputs, table_rows, tokens, weights
 
 
 def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
-                     gelu_flag: float | None = None) -> dict:
+                     gelu_flag: float | None = None, model_eps: float | None = None) -> dict:
     """certificate.json content from the stage results (also used by ``nfp certify``)."""
     from fractions import Fraction
 
@@ -29,14 +29,18 @@ def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
     glob = weight if c["global"] else None
     sc = inputs["scores"].attrs
     induction = []
-    rows = table_rows(inputs["ranking"])
+    # one certificate per induction head, for the best-ranked pair it heads (pairs sharing
+    # their induction head would repeat the same claims)
+    heads: dict[tuple[int, int], tuple] = {}
+    for r in table_rows(inputs["ranking"]):
+        pair = (int(r["l1"]), int(r["h1"]), int(r["l2"]), int(r["h2"]))
+        heads.setdefault(pair[2:], pair)
     if toks is not None:
-        for r in rows[: c["pairs"]]:
-            pair = (int(r["l1"]), int(r["h1"]), int(r["l2"]), int(r["h2"]))
+        for pair in list(heads.values())[: c["pairs"]]:
             hc = head_certificate(w, pair[2], pair[3], x[pair[2]], toks,
                                   int(sc["target_correct"]), int(sc["target_incorrect"]))
             induction.append((pair, hc, x[pair[2]]))
-    note = induction_note(c["pairs"], len(rows), toks is not None)
+    note = induction_note(c["pairs"], len(heads), toks is not None)
     local = None
     if c["local"]:
         claims, tols = local_claims(w, x, weight)
@@ -45,12 +49,12 @@ def make_certificate(w, inputs: Inputs, cfg: dict, model: str, model_path: str,
         model=model, model_path=model_path, sha256=str(w.attrs.get("source_sha256", "")),
         eps=w.eps, tokens=None if toks is None else [int(t) for t in toks],
         global_claims=glob, local=local, induction=induction, gelu_flag=gelu_flag,
-        induction_note=note)
+        induction_note=note, model_eps=w.eps if model_eps is None else model_eps)
 
 
 def induction_note(pairs: int, n_candidates: int, has_tokens: bool) -> str | None:
     """Why the certificate has fewer induction entries than ``pairs`` asked for (None: as
-    many as asked)."""
+    many as asked); ``n_candidates``: distinct induction heads among the ranked pairs."""
     if pairs == 0:
         return None
     if not has_tokens:
@@ -60,8 +64,8 @@ def induction_note(pairs: int, n_candidates: int, has_tokens: bool) -> str | Non
         return (f"No induction certificate: the ranking has no candidate pairs ({pairs} "
                 f"requested)")
     if n_candidates < pairs:
-        return (f"Only {n_candidates} induction certificate(s): the ranking has "
-                f"{n_candidates} candidate pair(s), {pairs} requested")
+        return (f"Only {n_candidates} induction certificate(s): the ranking's candidate pairs "
+                f"have {n_candidates} distinct induction head(s), {pairs} requested")
     return None
 
 
