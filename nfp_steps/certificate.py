@@ -134,38 +134,14 @@ def report_text(cert: dict) -> str:
                      "about that variant of the model")
     g = cert["global"]
     if g is not None:
-        by = {}
-        for c in g["claims"]:
-            by[(c["kind"], c.get("layer"), c.get("which"))] = c["value"]
-        gelu = by[("gelu_deriv_sup", None, None)]
-        lines += [
-            f"eps={cert['eps']}, actDerivBound={_f(gelu)}, softmaxJacobianNormInfWorst=1/2",
-            "Global (weight-only, every prompt up to the context length):",
-            f"totalAmplificationFactor<={_f(by[('total_amplification', None, None)])}",
-        ]
-        layer = 0
-        while ("layer_C", layer, None) in by:
-            lines.append(
-                f"Layer {layer}: C<={_f(by[('layer_C', layer, None)])} "
-                f"(attn<={_f(by[('layer_attn', layer, None)])}, "
-                f"mlp<={_f(by[('layer_mlp', layer, None)])}, "
-                f"ln1Bound<={_f(by[('ln_jacobian', layer, 'ln1')])}, "
-                f"ln2Bound<={_f(by[('ln_jacobian', layer, 'ln2')])})")
-            layer += 1
-    loc = cert["local"]
-    if loc is not None:
-        lby = {(c["kind"], c.get("layer"), c.get("which")): c["value"] for c in loc["claims"]}
-        lines += ["Local (at the analysed prompt):",
-                  f"totalAmplificationFactor<={_f(lby[('total_amplification', None, None)])}"]
-        layer = 0
-        while ("layer_C", layer, None) in lby:
-            lines.append(
-                f"Layer {layer}: C<={_f(lby[('layer_C', layer, None)])} "
-                f"(attn<={_f(lby[('layer_attn_local', layer, None)])}, "
-                f"mlp<={_f(lby[('layer_mlp_local', layer, None)])}, "
-                f"ln1Bound<={_f(lby[('ln_jacobian_local', layer, 'ln1')])}, "
-                f"ln2Bound<={_f(lby[('ln_jacobian_local', layer, 'ln2')])})")
-            layer += 1
+        by = _by_key(g["claims"])
+        lines += [f"eps={cert['eps']}, actDerivBound={_f(by[('gelu_deriv_sup', None, None)])}, "
+                  "softmaxJacobianNormInfWorst=1/2",
+                  "Global (weight-only, every prompt up to the context length):"]
+        lines += _layer_lines(by, "")
+    if cert["local"] is not None:
+        lines.append("Local (at the analysed prompt):")
+        lines += _layer_lines(_by_key(cert["local"]["claims"]), "_local")
     for ind in cert["induction"]:
         l1, h1, l2, h2 = ind["pair"]
         n, nv = ind["n_queries"], ind["n_nonvacuous"]
@@ -189,6 +165,26 @@ def report_text(cert: dict) -> str:
     lines.append("Exact values and witnesses: certificate.json (`nfp certify --json -o F` "
                  "writes it); check with `nfp check`.")
     return "\n".join(lines) + "\n"
+
+
+def _by_key(claims: list[dict]) -> dict:
+    return {(c["kind"], c.get("layer"), c.get("which")): c["value"] for c in claims}
+
+
+def _layer_lines(by: dict, suffix: str) -> list[str]:
+    """∏(1 + C_l) and one line per layer, from a part's claims (``suffix`` "_local" for the
+    local kinds)."""
+    lines = [f"totalAmplificationFactor<={_f(by[('total_amplification', None, None)])}"]
+    layer = 0
+    while ("layer_C", layer, None) in by:
+        lines.append(
+            f"Layer {layer}: C<={_f(by[('layer_C', layer, None)])} "
+            f"(attn<={_f(by[('layer_attn' + suffix, layer, None)])}, "
+            f"mlp<={_f(by[('layer_mlp' + suffix, layer, None)])}, "
+            f"ln1Bound<={_f(by[('ln_jacobian' + suffix, layer, 'ln1')])}, "
+            f"ln2Bound<={_f(by[('ln_jacobian' + suffix, layer, 'ln2')])})")
+        layer += 1
+    return lines
 
 
 def _lb_text(v) -> str:

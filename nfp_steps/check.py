@@ -751,6 +751,15 @@ def _hex(v, where: str) -> float:
     return x
 
 
+def _validate_witness(rows, d: int, where: str) -> None:
+    """A witness: a list of rows of d finite ``float.hex`` strings."""
+    for i, row in enumerate(_arr(rows, where)):
+        if len(_arr(row, f"{where}[{i}]")) != d:
+            raise Unreadable(f"{where}[{i}]: {len(row)} entries, expected d_model = {d}")
+        for j, v in enumerate(row):
+            _hex(v, f"{where}[{i}][{j}]")
+
+
 def _validate_top(cert: dict) -> tuple[Fraction, int, Fraction | None]:
     """The top-level fields that need no model: (eps, exp_taylor_degree, act_deriv_flag)."""
     _int(cert.get("exp_taylor_degree", 3), "exp_taylor_degree")
@@ -864,13 +873,7 @@ def _validate_local(w, loc: dict, flag: Fraction | None) -> None:
         if got != w.n_layers:
             raise Refuted(f"local.{name}: {got} layers, but the model has {w.n_layers}")
     for layer, rows in enumerate(wits):
-        where = f"local.witnesses[{layer}]"
-        for i, row in enumerate(_arr(rows, where)):
-            if len(_arr(row, f"{where}[{i}]")) != w.d_model:
-                raise Unreadable(f"{where}[{i}]: {len(row)} entries, expected d_model = "
-                                 f"{w.d_model}")
-            for j, v in enumerate(row):
-                _hex(v, f"{where}[{i}][{j}]")
+        _validate_witness(rows, w.d_model, f"local.witnesses[{layer}]")
     for i, t in enumerate(tols):
         if frac(t, f"local.witness_tol[{i}]") < 0:
             raise Unreadable(f"local.witness_tol[{i}]: {_show(t)} is negative")
@@ -909,13 +912,7 @@ def _validate_induction(w, claim: dict, tokens: list | None, where: str) -> tupl
     if claim.get("witness_tol") is not None:
         if frac(claim["witness_tol"], f"{where}.witness_tol") < 0:
             raise Unreadable(f"{where}.witness_tol: {_show(claim['witness_tol'])} is negative")
-    rows = _arr(_need(claim, "witness_x", where), f"{where}.witness_x")
-    for i, row in enumerate(rows):
-        if len(_arr(row, f"{where}.witness_x[{i}]")) != w.d_model:
-            raise Unreadable(f"{where}.witness_x[{i}]: {len(row)} entries, expected d_model = "
-                             f"{w.d_model}")
-        for j, v in enumerate(row):
-            _hex(v, f"{where}.witness_x[{i}][{j}]")
+    _validate_witness(_need(claim, "witness_x", where), w.d_model, f"{where}.witness_x")
     queries = _arr(_need(claim, "queries", where), f"{where}.queries")
     seen: dict[int, int] = {}
     n_vac = 0

@@ -146,9 +146,9 @@ def global_claims(w: GPT2Weights, n: int, gelu_ub: Fraction | None = None) -> li
     return claims
 
 
-def _cid(kind: str, kw: dict) -> str:
+def _cid(kind: str, kw: dict, part: str = "global") -> str:
     """A readable claim id, e.g. ``global.L0H1.opnorm.W_Q``."""
-    parts = ["global"]
+    parts = [part]
     if "layer" in kw:
         parts.append(f"L{kw['layer']}" + (f"H{kw['head']}" if "head" in kw else ""))
     parts.append(kind)

@@ -22,7 +22,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from nfp_steps.global_cert import _derived, _inflate
+from nfp_steps import bounds as B
+from nfp_steps.forward import attention_pattern, layer_norm
+from nfp_steps.global_cert import _cid, _derived, _inflate
 from nfp_steps.induction_cert import witness_tol
 from nfp_steps.model import GPT2Weights
 
@@ -30,10 +32,9 @@ REL = 1e-4
 WEIGHT_KINDS = ("gelu_deriv_sup", "softmax_jacobian_sup", "opnorm", "opnorm_product")
 
 
-def _ln(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    mu = x.mean(-1, keepdims=True)
-    sig = np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
-    return (x - mu) / sig * g + b, sig[:, 0]
+def _sigma(x: np.ndarray, eps: float) -> np.ndarray:
+    """Per-row LayerNorm scale √(var + eps)."""
+    return np.sqrt(x.var(axis=-1) + eps)
 
 
 def _centred_frob(m: np.ndarray) -> float:
@@ -51,10 +52,7 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
     s = by[("softmax_jacobian_sup", None, None, None)]
 
     def add(kind: str, value: Fraction, **kw) -> Fraction:
-        parts = ["local", f"L{kw['layer']}" + (f"H{kw['head']}" if "head" in kw else ""), kind]
-        if "which" in kw:
-            parts.append(kw["which"])
-        claims.append({"id": ".".join(parts), "kind": kind, **kw, "value": value})
+        claims.append({"id": _cid(kind, kw, "local"), "kind": kind, **kw, "value": value})
         return value
 
     tols = []
@@ -65,7 +63,8 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
         x = xs[layer]
         tol = witness_tol(x)
         tols.append(tol)
-        z, sig = _ln(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
+        z = layer_norm(x, w.ln1_g[layer], w.ln1_b[layer], w.eps)
+        sig = _sigma(x, w.eps)
         gm = float(np.max(np.abs(w.ln1_g[layer])))
         ln1 = add("ln_jacobian_local",
                   _inflate(gm / max(float(sig.min()) - tol, math.sqrt(w.eps)), REL),
@@ -73,7 +72,7 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
         # the checker proves each claim over the witness ball: LN1 rows move by up to r_z
         # (entrywise), so the Frobenius norms below carry that radius (matters when the
         # centred norms vanish, e.g. a one-token prompt)
-        r_z = gm * math.sqrt(w.d_model) * tol / (sig - tol)
+        r_z = B.layernorm_input_ball_radius(x, w.ln1_g[layer], w.eps, tol)[:, 0]
         heads = Fraction(0)
         out = np.zeros_like(x)
         r_out = np.full_like(x, tol)
@@ -82,9 +81,7 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
             q = z @ w.W_Q[layer, h] + w.b_Q[layer, h]
             k = z @ w.W_K[layer, h] + w.b_K[layer, h]
             vwo = (z @ w.W_V[layer, h] + w.b_V[layer, h]) @ w.W_O[layer, h]
-            sc = np.where(mask, -np.inf, q @ k.T / math.sqrt(w.d_head))
-            e = np.exp(sc - sc.max(-1, keepdims=True))
-            a = e / e.sum(-1, keepdims=True)
+            a = attention_pattern(q, k)
             out += a @ vwo
             # radii over the witness ball, as the checker will see them (estimates, doubled)
             rq_m = r_z[:, None] * np.abs(w.W_Q[layer, h]).sum(axis=0)[None, :]
@@ -107,7 +104,7 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
             pattern = add("head_pattern_local", _inflate(pat, REL), **ht)
             heads += value + pattern
         a_l = add("layer_attn_local", _derived(ln1 * heads), layer=layer)
-        _, sig2 = _ln(x + out + w.b_O[layer], w.ln2_g[layer], w.ln2_b[layer], w.eps)
+        sig2 = _sigma(x + out + w.b_O[layer], w.eps)
         # σ over the ball of y moves by ≤ ‖radius row‖₂/√d (σ is 1/√d-Lipschitz)
         sig2_lo = np.maximum(sig2 - 2 * np.linalg.norm(r_out, axis=1) / math.sqrt(w.d_model),
                              math.sqrt(w.eps))  # σ = √(var + eps) ≥ √eps
@@ -118,6 +115,5 @@ def local_claims(w: GPT2Weights, xs: np.ndarray, weight_claims: list[dict]) -> t
                                               * by[("opnorm", layer, None, "W_out")]), layer=layer)
         c_l = add("layer_C", _derived(a_l + m_l + a_l * m_l), layer=layer)
         total *= 1 + c_l
-    claims.append({"id": "local.total_amplification", "kind": "total_amplification",
-                   "value": _derived(total)})
+    add("total_amplification", _derived(total))
     return claims, tols

@@ -268,15 +268,26 @@ def test_every_kind_of_local_claim_is_refused_when_made_false(shipped, kind):
             C.check_certificate(bad, weights=w)
 
 
+def _checked_local_claims(w, xs: np.ndarray, toks: np.ndarray) -> list[dict]:
+    """The producer's local claims for residual streams xs, after the checker accepted them."""
+    from nfp_steps.certificate import build_certificate
+    from nfp_steps.check_local import check_local
+    from nfp_steps.local_cert import local_claims
+
+    claims, tols = local_claims(w, xs, global_claims(w, w.n_ctx))
+    cert = build_certificate(model="t", model_path="t", sha256="", eps=w.eps,
+                             tokens=[int(t) for t in toks], global_claims=None,
+                             local={"claims": claims, "witness_tol": tols, "witnesses": xs},
+                             induction=[])
+    check_local(w, cert["local"], [int(t) for t in toks], Fraction(w.eps))
+    return claims
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_local_claims_near_a_degenerate_layernorm_2_are_still_verified(seed):
     """Adversarial: b_O chosen so LayerNorm 2's last input row is (nearly) constant, σ ≈ √eps.
     The producer's proposals must survive the checker's witness-ball enclosure, and C_l must
     still bound the dense ‖J_l − I‖₂."""
-    from nfp_steps.certificate import build_certificate
-    from nfp_steps.check_local import check_local
-    from nfp_steps.local_cert import local_claims
-
     w = random_weights(seed, L=1, H=2, d=4, dh=2, dff=6, V=7, n=None, n_ctx=6)
     toks = np.array([3]) if seed % 2 == 0 else np.array([3, 3])
     x = C.residual_inputs(w, toks, 0)[0]
@@ -293,12 +304,7 @@ def test_local_claims_near_a_degenerate_layernorm_2_are_still_verified(seed):
     w.b_O[0] = -ln2_in[-1] + 2.0 + 1e-4 * np.arange(4) * (seed % 3)
     w.ln2_g[0] = np.ones(4)
     xs = np.array([x])
-    claims, tols = local_claims(w, xs, global_claims(w, w.n_ctx))
-    cert = build_certificate(model="t", model_path="t", sha256="", eps=w.eps,
-                             tokens=[int(t) for t in toks], global_claims=None,
-                             local={"claims": claims, "witness_tol": tols, "witnesses": xs},
-                             induction=[])
-    check_local(w, cert["local"], [int(t) for t in toks], Fraction(w.eps))
+    claims = _checked_local_claims(w, xs, toks)
     ln2 = next(Fraction(c["value"]) for c in claims if c.get("which") == "ln2")
     assert ln2 >= 0.9 / math.sqrt(w.eps)  # the row really is near-degenerate
     j = torch.autograd.functional.jacobian(layer_fn(w, 0), torch.tensor(x))
@@ -327,21 +333,12 @@ def test_local_constants_on_the_shipped_model(shipped):
 def test_local_constants_bound_the_dense_jacobian_on_random_models(seed, prompt):
     """On random tiny models: the producer's local claims pass the checker, and each C_l is ≥
     ‖J_l − I‖₂ from a dense autograd Jacobian at the prompt's residual stream."""
-    from nfp_steps.certificate import build_certificate
-    from nfp_steps.check_local import check_local
-    from nfp_steps.local_cert import local_claims
-
     w = random_weights(seed, L=2, H=2, d=4, dh=2, dff=6, V=7, n=None, n_ctx=6)
     rng = np.random.default_rng(seed)
     toks = {"random": rng.integers(0, 7, 6), "repeated": np.array([1, 2, 3, 1, 2, 3]),
             "constant": np.full(6, 4), "single": np.array([2])}[prompt]
     xs = np.array(C.residual_inputs(w, toks, w.n_layers - 1))
-    claims, tols = local_claims(w, xs, global_claims(w, w.n_ctx))
-    cert = build_certificate(model="t", model_path="t", sha256="", eps=w.eps,
-                             tokens=[int(t) for t in toks], global_claims=None,
-                             local={"claims": claims, "witness_tol": tols, "witnesses": xs},
-                             induction=[])
-    check_local(w, cert["local"], [int(t) for t in toks], Fraction(w.eps))
+    claims = _checked_local_claims(w, xs, toks)
     for c in claims:
         if c["kind"] == "layer_C":
             layer = c["layer"]
